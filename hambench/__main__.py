@@ -1,0 +1,5 @@
+import sys
+
+from hambench.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""mmseg decode heads that hold any registered context module.
+
+Importing this file registers ``ContextHead`` and ``LightContextHead`` in mmseg's ``MODELS``, so
+any mmseg config can use a hambench module::
+
+    custom_imports = dict(imports=["hambench.heads"], allow_failed_imports=False)
+    decode_head = dict(type="ContextHead", context="ham-nmf", context_cfg=dict(steps=6),
+                       in_channels=2048, in_index=3, channels=512, num_classes=150, ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+
+from hambench.registry import build_module
+
+
+@MODELS.register_module()
+class ContextHead(BaseDecodeHead):
+    """The paper's single-level head (HamNet, Geng et al. 2021, Fig. 1):
+    3x3 squeeze -> context module -> 3x3 align -> dropout -> 1x1 classifier.
+
+    Args:
+        context: name of a registered context module (``hambench modules list``).
+        context_cfg: its keyword options.
+        context_channels: width the context module runs at (default: ``channels``).
+    """
+
+    def __init__(
+        self,
+        context: str = "ham-nmf",
+        context_cfg: dict[str, Any] | None = None,
+        context_channels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        width = context_channels or self.channels
+        conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        self.context_name = context
+        self.squeeze = ConvModule(self.in_channels, width, 3, padding=1, **conv)
+        self.context = build_module(context, width, **(context_cfg or {}))
+        self.align = ConvModule(width, self.channels, 3, padding=1, **conv)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        x = self._transform_inputs(inputs)  # (B, in_channels, H, W)
+        x = self.squeeze(x)  # (B, width, H, W)
+        x = self.context(x)  # (B, width, H, W): global context
+        x = self.align(x)  # (B, channels, H, W)
+        return self.cls_seg(x)  # dropout + 1x1 conv -> (B, num_classes, H, W)
+
+
+@MODELS.register_module()
+class LightContextHead(BaseDecodeHead):
+    """Light-Ham's multi-level head (Guo et al. 2022) with any context module:
+    resize levels to the finest selected one -> concat -> 1x1 squeeze -> context -> 1x1 align
+    -> dropout -> classifier. Use ``in_index=[1, 2, 3]`` and ``input_transform='multiple_select'``.
+    """
+
+    def __init__(
+        self,
+        context: str = "ham-nmf",
+        context_cfg: dict[str, Any] | None = None,
+        context_channels: int = 512,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("input_transform", "multiple_select")
+        super().__init__(**kwargs)
+        conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        self.context_name = context
+        self.squeeze = ConvModule(sum(self.in_channels), context_channels, 1, **conv)
+        self.context = build_module(context, context_channels, **(context_cfg or {}))
+        self.align = ConvModule(context_channels, self.channels, 1, **conv)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        levels = self._transform_inputs(inputs)
+        size = levels[0].shape[2:]
+        levels = [resize(x, size=size, mode="bilinear", align_corners=self.align_corners) for x in levels]
+        x = self.squeeze(torch.cat(levels, dim=1))
+        x = self.context(x)
+        x = self.align(x)
+        return self.cls_seg(x)
