@@ -142,7 +142,6 @@ def load_plugin(path: str | Path) -> list[str]:
     if not path.is_file():
         raise RegistryError(f"plugin file not found: {path}")
     _ensure_loaded()
-    before = set(_REGISTRY)
     module_name = f"hambench_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
@@ -153,7 +152,7 @@ def load_plugin(path: str | Path) -> list[str]:
         spec.loader.exec_module(module)
     finally:
         _current_source = "hambench"
-    return sorted(set(_REGISTRY) - before)
+    return sorted(name for name, spec in _REGISTRY.items() if spec.source == str(path))
 
 
 def _ensure_loaded() -> None:

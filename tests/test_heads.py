@@ -1,0 +1,48 @@
+"""Any registered module drops into an mmseg config through `ContextHead` / `LightContextHead`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+from mmseg.utils import register_all_modules
+
+import hambench.heads  # noqa: F401  (registers the heads)
+
+register_all_modules()  # mmseg's default scope: the data preprocessor, backbones, heads
+
+
+def _data_preprocessor():
+    return dict(type="SegDataPreProcessor", mean=[0.0] * 3, std=[1.0] * 3, size=(32, 32))
+
+
+@pytest.mark.parametrize("context", ["ham-nmf", "none"])
+def test_context_head_in_an_encoder_decoder(context):
+    cfg = dict(
+        type="EncoderDecoder",
+        data_preprocessor=_data_preprocessor(),
+        backbone=dict(type="ResNetV1c", depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
+                      dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=dict(type="BN")),
+        decode_head=dict(type="ContextHead", context=context, context_cfg={}, in_channels=512, in_index=3,
+                         channels=64, num_classes=5, norm_cfg=dict(type="BN"), dropout_ratio=0.1),
+        test_cfg=dict(mode="whole"),
+    )
+    model = MODELS.build(cfg).eval()
+    assert type(model.decode_head.context).__name__ == type(hambench.build_module(context, 64)).__name__
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 32, 32), mode="tensor")
+    assert logits.shape == (2, 5, 4, 4)  # output stride 8
+
+
+def test_light_context_head_fuses_levels():
+    head = MODELS.build(dict(type="LightContextHead", context="ham-nmf", context_channels=32,
+                             in_channels=[16, 24, 40], in_index=[0, 1, 2], channels=32, num_classes=3,
+                             norm_cfg=dict(type="GN", num_groups=8)))
+    feats = [torch.randn(1, 16, 16, 16), torch.randn(1, 24, 8, 8), torch.randn(1, 40, 4, 4)]
+    assert head.eval()(feats).shape == (1, 3, 16, 16)
+
+
+def test_unknown_context_fails_with_valid_names():
+    with pytest.raises(Exception, match="unknown context module 'attention-ish'"):
+        MODELS.build(dict(type="ContextHead", context="attention-ish", in_channels=8, channels=8, num_classes=2))
