@@ -4,7 +4,7 @@ Importing this file registers ``ContextHead`` and ``LightContextHead`` in mmseg'
 any mmseg config can use a hambench module::
 
     custom_imports = dict(imports=["hambench.heads"], allow_failed_imports=False)
-    decode_head = dict(type="ContextHead", context="ham-nmf", context_cfg=dict(steps=6),
+    decode_head = dict(type="ContextHead", context="ham-nmf", context_cfg=dict(train_steps=6, eval_steps=7),
                        in_channels=2048, in_index=3, channels=512, num_classes=150, ...)
 """
 

@@ -4,3 +4,12 @@ Importing this package registers every built-in module. One flat file per family
 """
 
 from hambench.modules import ham  # noqa: F401  (Hamburger: NMF, CD, VQ)
+from hambench.modules import identity  # noqa: F401  (none: the no-context reference)
+from hambench.modules import nonlocal_attn  # noqa: F401  (non-local block)
+from hambench.modules import dnl  # noqa: F401  (disentangled non-local)
+from hambench.modules import danet  # noqa: F401  (DANet: position + channel attention)
+from hambench.modules import ccnet  # noqa: F401  (criss-cross attention)
+from hambench.modules import ema  # noqa: F401  (EM attention)
+from hambench.modules import ocr  # noqa: F401  (object-contextual representations)
+from hambench.modules import gcnet  # noqa: F401  (global context block)
+from hambench.modules import linear_attention  # noqa: F401  (elu+1 linear attention)
