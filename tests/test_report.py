@@ -1,0 +1,250 @@
+"""The HTML report and its figures, from a generated run directory (hambench.reports.fixture)."""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hambench.cli.main import main
+from hambench.registry import FAMILIES
+from hambench.reports import build_figures, load_references, load_runs, pareto_mask, render_report
+from hambench.reports.figures import aggregate_seeds
+from hambench.reports.fixture import HOSTILE, HOSTILE_OPTION, make_fixture_run
+from hambench.reports.runs import RunDirError
+
+COSTS = ["macs", "params", "latency_ms", "peak_mem_bytes"]
+
+
+class ExternalLoads(HTMLParser):
+    """Collects the tags that would make a browser fetch something (script src, stylesheet, image)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self.scripts = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.scripts += tag == "script"
+        if (tag in ("script", "img", "iframe") and attrs.get("src")) or (tag == "link" and attrs.get("href")):
+            self.found.append((tag, attrs))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_fixture_run(tmp_path_factory.mktemp("runs"), hostile=True)
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    path = render_report([run_dir])
+    return path, path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def figures(run_dir):
+    runs = load_runs([run_dir])
+    return build_figures(runs.results, runs.profile, load_references())
+
+
+def test_report_goes_to_the_run_folder_as_one_self_contained_file(run_dir, report):
+    path, text = report
+    assert path == run_dir.resolve() / "report.html"
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".report")] == []  # no temp file left
+    loads = ExternalLoads()
+    loads.feed(text)
+    assert loads.found == [] and loads.scripts >= 2  # Plotly inlined: nothing fetched over the network
+    assert len(text) > 3_000_000
+
+
+def test_every_figure_is_in_the_page(report, figures):
+    _, text = report
+    assert text.count('class="plotly-graph-div"') == len(figures)
+
+
+def test_figure_keys_cover_fronts_per_metric_and_data_and_scaling(figures):
+    expected = {f"pareto/synthetic-context/mIoU/{c}" for c in COSTS}
+    expected |= {f"pareto/synthetic-shapes/fid_surrogate/{c}" for c in COSTS}
+    expected |= {"scaling/macs", "scaling/latency_ms", "scaling/peak_mem_bytes"}
+    assert set(figures) == expected
+
+
+def test_front_traces_follow_pareto_mask(run_dir, figures):
+    points = aggregate_seeds(load_runs([run_dir]).results)
+    seg = points[points["data"] == "synthetic-context"].reset_index(drop=True)
+    mask = pareto_mask(seg[["macs", "mIoU"]].to_numpy(float), ["min", "max"])
+    fig = figures["pareto/synthetic-context/mIoU/macs"]
+    labelled = sorted(t for tr in fig.data if tr.text is not None and tr.mode == "markers+text" for t in tr.text)
+    assert labelled == sorted(seg["module"][mask].map(lambda m: m.replace("<", "&lt;").replace(">", "&gt;")))
+    (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
+    assert line.line.shape == "hv" and list(line.x) == sorted(line.x) and len(line.x) == mask.sum()
+
+
+def test_fid_front_is_minimised(figures):
+    fig = figures["pareto/synthetic-shapes/fid_surrogate/macs"]
+    (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
+    assert list(line.y) == sorted(line.y, reverse=True)  # more cost buys a lower FID along the front
+    assert "lower is better" in fig.layout.yaxis.title.text
+
+
+def published(fig):
+    return [tr for tr in fig.data if (tr.name or "").startswith("published")]
+
+
+def test_reference_points_are_hollow_and_complete(figures):
+    refs = load_references()
+    want = refs[(refs["task"] == "seg") & refs["mIoU"].notna() & refs["gmacs"].notna()]
+    (trace,) = published(figures["pareto/synthetic-context/mIoU/macs"])
+    assert trace.marker.symbol.endswith("-open") and len(trace.x) == len(want)
+    assert np.allclose(sorted(trace.x), sorted(want["gmacs"] * 1e9))
+    assert all("source [" in h for h in trace.hovertext)
+    # No published latency or memory: no reference trace there.
+    assert not published(figures["pareto/synthetic-context/mIoU/latency_ms"])
+
+
+def test_log_axis_when_the_range_calls_for_it(figures):
+    assert figures["pareto/synthetic-context/mIoU/macs"].layout.xaxis.type == "log"  # 8 GMACs .. 1.2 TMACs
+    assert figures["pareto/synthetic-context/mIoU/peak_mem_bytes"].layout.xaxis.type == "linear"
+    assert figures["scaling/macs"].layout.xaxis.type == "log" and figures["scaling/macs"].layout.yaxis.type == "log"
+
+
+def test_seeds_are_averaged_with_std_and_count(run_dir):
+    results = load_runs([run_dir]).results
+    points = aggregate_seeds(results)
+    row = points[(points["module"] == "ham-nmf") & (points["backbone"] == "r18-d8") & (points["task"] == "seg")]
+    raw = results[(results["module"] == "ham-nmf") & (results["backbone"] == "r18-d8") & (results["task"] == "seg")]
+    assert len(row) == 1 and int(row["n_seeds"].iloc[0]) == 3
+    assert row["mIoU"].iloc[0] == pytest.approx(raw["mIoU"].mean())
+    assert row["mIoU_std"].iloc[0] == pytest.approx(raw["mIoU"].std(ddof=1))
+    # The failed nonlocal trial (seed 3) is not averaged in.
+    nl = points[(points["module"] == "nonlocal") & (points["backbone"] == "r18-d8") & (points["task"] == "seg")]
+    assert int(nl["n_seeds"].iloc[0]) == 3
+
+
+def test_scaling_legend_carries_the_fitted_exponent(figures, run_dir):
+    names = {tr.name for tr in figures["scaling/macs"].data}
+    assert "nonlocal  n^2.00" in names and "ham-nmf  n^1.00" in names
+    # Without the profiler's stored exponents the report fits them itself.
+    runs = load_runs([run_dir])
+    profile = runs.profile.drop(columns=["exponent_macs"])
+    refit = build_figures(runs.results, profile, None)["scaling/macs"]
+    assert "nonlocal  n^2.00" in {tr.name for tr in refit.data}
+
+
+def test_hostile_names_render_as_text(report, figures):
+    _, text = report
+    assert HOSTILE not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # the cost table shows it as text
+    names = [tr.name for fig in figures.values() for tr in fig.data if tr.name]
+    assert not [n for n in names if "<" in n]
+    hover = " ".join(h for fig in figures.values() for tr in fig.data if tr.hovertext for h in tr.hovertext)
+    assert HOSTILE_OPTION not in hover and "&lt;/script&gt;&lt;img" in hover
+
+
+def test_cost_table_metadata_and_failed_trials(report):
+    _, text = report
+    assert re.search(r"<th>MACs fvcore</th>.*<th>MACs torchprofile</th>", text)
+    assert "CPU (fixture)" in text and "versions.torch" in text and "node-0" in text
+    assert "out of memory &lt;at&gt; the n x n attention map" in text  # failed trial, escaped
+    assert "table class=\"sortable\"" in text
+
+
+def test_several_runs_pool_their_seeds(tmp_path):
+    a = make_fixture_run(tmp_path, run_id="a", seed=1)
+    b = make_fixture_run(tmp_path, run_id="b", seed=2)
+    points = aggregate_seeds(load_runs([a, b]).results)
+    row = points[(points["module"] == "ham-cd") & (points["backbone"] == "r18-d8") & (points["task"] == "seg")]
+    assert int(row["n_seeds"].iloc[0]) == 6 and row["runs"].iloc[0] == "a, b"
+    assert render_report([a, b]) == (tmp_path / "fixture" / "report.html").resolve()
+
+
+def test_bad_run_directories_are_named(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist"):
+        render_report([tmp_path / "missing"])
+    with pytest.raises(RunDirError, match="has no results.parquet"):
+        render_report([tmp_path])
+    pd.DataFrame({"trial_id": ["t"], "module": ["none"]}).to_parquet(tmp_path / "results.parquet")
+    with pytest.raises(RunDirError, match=r"lacks the column\(s\) \['task', 'status'\]"):
+        render_report([tmp_path])
+
+
+def test_profile_only_run_renders_without_fronts(tmp_path, run_dir):
+    results = pd.read_parquet(run_dir / "results.parquet")
+    only = tmp_path / "suite" / "profile-only"
+    only.mkdir(parents=True)
+    results[["trial_id", "module", "family", "params", "macs_fvcore", "latency_ms"]].assign(
+        task="profile", status="ok").to_parquet(only / "results.parquet")
+    text = render_report([only]).read_text()
+    assert "nothing to put on a Pareto front" in text and "<h2>Module cost</h2>" in text
+
+
+def test_cli_report(tmp_path, run_dir, capsys):
+    out = tmp_path / "r" / "mine.html"
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    assert out.is_file() and str(out) in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_references_csv_is_sourced_and_in_stated_units():
+    refs = load_references()
+    assert refs["source"].notna().all() and refs["url"].str.startswith("https://").all()
+    assert set(refs["family"]) <= set(FAMILIES) and set(refs["task"]) <= {"seg", "gan"}
+    assert refs["mIoU"].dropna().between(20, 100).all()
+    assert refs["params_M"].dropna().between(1, 1000).all()  # millions
+    assert refs["gmacs"].dropna().between(1, 5000).all()  # 10^9 MACs at 512x512
+    assert (refs["mIoU"].notna() | refs["fid"].notna()).all()
+    # The ADE20K R101 comparison and the Light-Ham VAN rows of the seed tables are there.
+    r101 = refs[(refs["backbone"] == "ResNet-101") & (refs["dataset"] == "ade20k")]
+    assert {"DANet", "OCRNet", "DNL", "HamNet"} <= set(r101["method"])
+    assert set(refs.loc[refs["method"] == "Light-Ham", "backbone"]) >= {"VAN-Tiny", "VAN-Small", "VAN-Base"}
+    assert {"voc-aug", "pascal-context"} <= set(refs["dataset"])
+
+
+def test_options_are_canonical_json(run_dir):
+    results = load_runs([run_dir]).results
+    ham = results[results["module"] == "ham-nmf"]["options"].iloc[0]
+    assert json.loads(ham) == {"r": 64, "steps": 6}
+
+
+def test_accuracy_without_costs_renders_and_says_why(tmp_path, run_dir):
+    # A seg run whose trials were not profiled: cost columns all None (object dtype), as Ray writes them.
+    results = pd.read_parquet(run_dir / "results.parquet")
+    results = results[results["task"] == "seg"].astype({"params": object, "macs_fvcore": object})
+    for col in ("params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "peak_mem_bytes"):
+        results[col] = None
+    bare = tmp_path / "suite" / "no-costs"
+    bare.mkdir(parents=True)
+    results.to_parquet(bare / "results.parquet")
+    runs = load_runs([bare])
+    assert build_figures(runs.results, runs.profile, load_references()) == {}
+    text = render_report([bare]).read_text()
+    assert "has both an accuracy metric" in text and "No module was profiled" in text
+
+
+def test_build_figures_takes_a_bare_table():
+    # A notebook's hand-made table: only the required columns, a metric and one cost.
+    table = pd.DataFrame({
+        "trial_id": ["a", "b", "c"], "task": "seg", "module": ["ham-nmf", "nonlocal", "none"],
+        "family": ["hamburger", "attention", "none"], "backbone": "r50-d8", "data": "ade20k",
+        "status": "ok", "mIoU": [44.0, 43.0, 40.0], "params": [1e6, 2e6, 0.5e6],
+    })
+    figs = build_figures(table)
+    assert list(figs) == ["pareto/ade20k/mIoU/params"]
+    (line,) = [tr for tr in figs["pareto/ade20k/mIoU/params"].data if tr.name == "Pareto front"]
+    assert list(line.x) == [0.5e6, 1e6]  # none and ham-nmf; nonlocal costs more for less
+
+
+def test_zero_cost_on_a_log_axis_is_drawn_at_the_edge():
+    table = pd.DataFrame({
+        "trial_id": ["a", "b", "c"], "task": "seg", "module": ["none", "ham-nmf", "nonlocal"],
+        "family": ["none", "hamburger", "attention"], "backbone": "r50-d8", "data": "ade20k",
+        "status": "ok", "mIoU": [40.0, 44.0, 45.0], "macs_fvcore": [0.0, 1e6, 1e9],
+    })
+    fig = build_figures(table)["pareto/ade20k/mIoU/macs"]
+    assert fig.layout.xaxis.type == "log" and "0 drawn at the left edge" in fig.layout.xaxis.title.text
+    (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
+    assert list(line.x) == pytest.approx([1e6 / 3, 1e6, 1e9])  # the identity stays on the front
+    assert list(line.y) == [40.0, 44.0, 45.0]
