@@ -11,13 +11,14 @@ import sys
 from hambench.registry import RegistryError, load_plugin
 
 # Sub-command modules, in the order `hambench --help` lists them.
-COMMANDS = ["modules"]
+COMMANDS = ["modules", "profile", "cluster", "suites", "run", "train", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--plugin", action="append", default=[], metavar="FILE.py",
+        # SUPPRESS: a sub-command's parser must not reset what was given before the sub-command.
+        "--plugin", action="append", default=argparse.SUPPRESS, metavar="FILE.py",
         help="a Python file that registers extra context modules (repeatable)",
     )
     parser = argparse.ArgumentParser(prog="hambench", description="Benchmark global-context modules on accuracy and cost.", parents=[common])
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.plugin = getattr(args, "plugin", [])  # commands pass the plugin files on to Ray trials
     try:
         for path in args.plugin:
             load_plugin(path)

@@ -1,0 +1,28 @@
+"""ImageNet-style class folders (``root/<class>/<image>``) for the GAN task, read by torchvision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+
+from hambench.data.datasets import DataLayoutError
+
+IMAGE_FOLDER_LAYOUT = """root/
+  <class 1>/*.jpg|*.png|...
+  <class 2>/*.jpg|*.png|...      (one folder per class, as ImageNet's train/)"""
+
+
+def image_folder(root: str | Path, res: int) -> ImageFolder:
+    """Class folders under ``root``; items are (uint8 tensor (3, res, res), class index).
+
+    Each image is resized so that its short side is ``res``, then centre-cropped (as BigGAN)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataLayoutError(f"image folder {root} does not exist; expected the layout:\n{IMAGE_FOLDER_LAYOUT}")
+    transform = transforms.Compose([transforms.Resize(res), transforms.CenterCrop(res), transforms.PILToTensor()])
+    try:
+        return ImageFolder(root, transform=transform)
+    except FileNotFoundError as exc:  # no class folder, or no image in any of them
+        raise DataLayoutError(f"image folder {root}: {exc}; expected the layout:\n{IMAGE_FOLDER_LAYOUT}") from exc
