@@ -1,0 +1,77 @@
+"""Does global context matter on ``synthetic-context``? Train each module for each seed at the
+quickstart budget (one CPU thread per run, ``--jobs`` runs at a time) and print module, seed,
+mIoU and seconds, then the mean per module and its gap over ``none``.
+
+    python benchmarks/synthetic_context_gap.py --modules ham-nmf nonlocal none --seeds 0 1
+
+Each run is ``hambench train seg ... --json`` in its own process, exactly as a user runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hambench.data import prepare_data
+
+QUICKSTART = ["ham-nmf", "ham-cd", "ham-vq", "nonlocal", "danet", "ocr", "dnl", "none"]
+
+
+def run_one(module: str, seed: int, args: argparse.Namespace) -> dict:
+    work_dir = Path(args.work_dir) / f"{module}_s{seed}"
+    cmd = [sys.executable, "-m", "hambench", "train", "seg", "--context", module, "--backbone", args.backbone,
+           "--data", "synthetic-context", "--iters", str(args.iters), "--batch", str(args.batch),
+           "--eval-interval", str(args.iters), "--seed", str(seed), "--work-dir", str(work_dir),
+           "--threads", "1", "--json", *sum((["--plugin", p] for p in args.plugin), [])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return dict(module=module, seed=seed, mIoU=float("nan"), seconds=float("nan"), cpu_seconds=float("nan"),
+                    error=proc.stderr[-2000:])
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    return dict(module=module, seed=seed, mIoU=metrics["mIoU"], seconds=metrics["seconds"],
+                cpu_seconds=metrics["cpu_seconds"], images_per_s=metrics["images_per_s"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--modules", nargs="+", default=QUICKSTART)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--iters", type=int, default=300)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--backbone", default="tiny-d8")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    p.add_argument("--work-dir", default="work_dirs/synthetic_context_gap")
+    p.add_argument("--plugin", action="append", default=[])
+    args = p.parse_args()
+
+    for seed in args.seeds:  # generate each seed's data once, before the runs race for it
+        prepare_data("synthetic-context", None, seed)
+    jobs = [(m, s) for m in args.modules for s in args.seeds]
+    # seconds: wall clock (includes waiting for a busy machine); cpu_s: CPU time of the run, which
+    # is its wall clock on an idle core since every run uses one thread
+    print(f"{'module':<18} {'seed':>4} {'mIoU':>7} {'seconds':>8} {'cpu_s':>7}", flush=True)
+    rows = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for row in pool.map(lambda job: run_one(*job, args), jobs):
+            rows.append(row)
+            print(f"{row['module']:<18} {row['seed']:>4} {row['mIoU']:>7.2f} {row['seconds']:>8.1f} "
+                  f"{row['cpu_seconds']:>7.1f}", flush=True)
+            if "error" in row:
+                print(row["error"], file=sys.stderr)
+
+    means = {m: sum(r["mIoU"] for r in rows if r["module"] == m) / len(args.seeds) for m in args.modules}
+    base = means.get("none")
+    print(f"\n{'module':<18} {'mean mIoU':>9} {'gap vs none':>11}")
+    for m, v in sorted(means.items(), key=lambda kv: -kv[1]):
+        gap = f"{v - base:+.2f}" if base is not None else "-"
+        print(f"{m:<18} {v:>9.2f} {gap:>11}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Segmentation data: the real data sets' layouts and the embedded ``synthetic-context`` task.
+
+``prepare_data(name, root, seed)`` returns a data root that is ready to train on: it generates
+``synthetic-context`` (once per seed, cached) and checks the layout of the real sets, failing
+before training starts with the path it looked for and the layout it expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hambench.data.datasets import (
+    ADE20K_LAYOUT,
+    DATASETS,
+    DataLayoutError,
+    DatasetSpec,
+    check_layout,
+    make_ade20k_fixture,
+)
+from hambench.data.synthetic_context import CLASSES as SYNTHETIC_CLASSES
+from hambench.data.synthetic_context import PALETTE as SYNTHETIC_PALETTE
+from hambench.data.synthetic_context import make_synthetic_context
+
+# synthetic-context is read like ADE20K (same folders, reduce-zero-label) with its own 3 classes.
+SYNTHETIC = replace(
+    DATASETS["ade20k"],
+    name="synthetic-context",
+    dataset_type="BaseSegDataset",
+    num_classes=len(SYNTHETIC_CLASSES),
+    extra=dict(img_suffix=".jpg", seg_map_suffix=".png",
+               metainfo=dict(classes=SYNTHETIC_CLASSES, palette=SYNTHETIC_PALETTE)),
+)
+DATA_NAMES = ("synthetic-context", *DATASETS)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name == "synthetic-context":
+        return SYNTHETIC
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATA_NAMES)}")
+    return DATASETS[name]
+
+
+def prepare_data(name: str, root: str | Path | None = None, seed: int = 0) -> Path:
+    """Make (``synthetic-context``) or validate (the real sets) a data root and return it."""
+    spec = dataset_spec(name)
+    if name == "synthetic-context":
+        return check_layout("ade20k", make_synthetic_context(root, seed=seed))
+    if root is None:
+        raise DataLayoutError(f"{name}: give the data root (--data-root DIR); expected the layout:\n{spec.layout}")
+    return check_layout(name, root)
+
+
+__all__ = [
+    "ADE20K_LAYOUT",
+    "DATASETS",
+    "DATA_NAMES",
+    "DataLayoutError",
+    "DatasetSpec",
+    "check_layout",
+    "dataset_spec",
+    "make_ade20k_fixture",
+    "make_synthetic_context",
+    "prepare_data",
+]

@@ -1,0 +1,140 @@
+"""The real data sets' on-disk layouts, checked before training starts, and a tiny ADE20K fixture.
+
+Each data set is described by a ``DatasetSpec``: the mmseg dataset class that reads it, the
+folders and split files it needs, and its class count. ``check_layout`` fails with a
+``DataLayoutError`` that names the path it looked for and the layout it expects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+class DataLayoutError(FileNotFoundError):
+    """A data root is missing or does not have the expected layout."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    dataset_type: str  # mmseg dataset class
+    num_classes: int
+    reduce_zero_label: bool
+    layout: str  # human-readable, printed in errors
+    train: dict  # data_prefix (+ ann_file) of the training split
+    val: dict
+    required: tuple[str, ...]  # paths (relative to the root) that must exist
+    image_glob: dict[str, str] = field(default_factory=dict)  # folder -> glob with >= 1 match
+    extra: dict = field(default_factory=dict)  # more keyword arguments of the dataset class
+
+
+ADE20K_LAYOUT = """ADEChallengeData2016/
+  images/training/*.jpg        annotations/training/*.png
+  images/validation/*.jpg      annotations/validation/*.png   (150 classes, 0 = other, reduce-zero-label)"""
+
+VOC_AUG_LAYOUT = """VOCdevkit/VOC2012/
+  JPEGImages/*.jpg  SegmentationClass/*.png  SegmentationClassAug/*.png  (SBD, converted by mmseg's voc_aug.py)
+  ImageSets/Segmentation/train.txt  ImageSets/Segmentation/aug.txt  ImageSets/Segmentation/val.txt"""
+
+PASCAL_CONTEXT_LAYOUT = """VOCdevkit/VOC2010/
+  JPEGImages/*.jpg  SegmentationClassContext/*.png  (mmseg's pascal_context.py conversion, 59 classes)
+  ImageSets/SegmentationContext/train.txt  ImageSets/SegmentationContext/val.txt"""
+
+DATASETS: dict[str, DatasetSpec] = {
+    "ade20k": DatasetSpec(
+        "ade20k", "ADE20KDataset", 150, True, ADE20K_LAYOUT,
+        train=dict(data_prefix=dict(img_path="images/training", seg_map_path="annotations/training")),
+        val=dict(data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation")),
+        required=("images/training", "images/validation", "annotations/training", "annotations/validation"),
+        image_glob={"images/training": "*.jpg", "images/validation": "*.jpg",
+                    "annotations/training": "*.png", "annotations/validation": "*.png"},
+    ),
+    # The paper's VOC setting: train on train + SBD aug (10,582 images), evaluate on val (1,449).
+    "voc-aug": DatasetSpec(
+        "voc-aug", "PascalVOCDataset", 21, False, VOC_AUG_LAYOUT,
+        train=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassAug"),
+                   ann_file="ImageSets/Segmentation/aug.txt"),
+        val=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClass"),
+                 ann_file="ImageSets/Segmentation/val.txt"),
+        required=("JPEGImages", "SegmentationClass", "SegmentationClassAug",
+                  "ImageSets/Segmentation/aug.txt", "ImageSets/Segmentation/val.txt"),
+        image_glob={"JPEGImages": "*.jpg", "SegmentationClassAug": "*.png"},
+    ),
+    "pascal-context": DatasetSpec(
+        "pascal-context", "PascalContextDataset59", 59, True, PASCAL_CONTEXT_LAYOUT,
+        train=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassContext"),
+                   ann_file="ImageSets/SegmentationContext/train.txt"),
+        val=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassContext"),
+                 ann_file="ImageSets/SegmentationContext/val.txt"),
+        required=("JPEGImages", "SegmentationClassContext",
+                  "ImageSets/SegmentationContext/train.txt", "ImageSets/SegmentationContext/val.txt"),
+        image_glob={"JPEGImages": "*.jpg", "SegmentationClassContext": "*.png"},
+    ),
+}
+
+
+def check_layout(name: str, root: str | Path) -> Path:
+    """Return ``root`` resolved if it has ``name``'s layout; raise ``DataLayoutError`` otherwise."""
+    spec = DATASETS[name]
+    root = Path(root).expanduser().resolve()
+    expect = f"expected the {name} layout:\n{spec.layout}"
+    if not root.is_dir():
+        raise DataLayoutError(f"{name}: data root {root} does not exist; {expect}")
+    for rel in spec.required:
+        if not (root / rel).exists():
+            raise DataLayoutError(f"{name}: {root / rel} is missing; {expect}")
+    for rel, pattern in spec.image_glob.items():
+        if next((root / rel).glob(pattern), None) is None:
+            raise DataLayoutError(f"{name}: no {pattern} file in {root / rel}; {expect}")
+    if name == "ade20k":  # every image needs its annotation: mmseg would fail mid-epoch otherwise
+        for split in ("training", "validation"):
+            images = {p.stem for p in (root / "images" / split).glob("*.jpg")}
+            labels = {p.stem for p in (root / "annotations" / split).glob("*.png")}
+            if images - labels:
+                missing = sorted(images - labels)[0]
+                raise DataLayoutError(
+                    f"{name}: {root / 'annotations' / split / (missing + '.png')} is missing "
+                    f"({len(images - labels)} image(s) without annotation); {expect}"
+                )
+    return root
+
+
+def make_ade20k_fixture(
+    root: str | Path, n_train: int = 8, n_val: int = 4, size: int = 32, seed: int = 0
+) -> Path:
+    """Write a tiny data set in the exact ``ADEChallengeData2016`` layout and return its root.
+
+    Images are random blocks of colour; annotations use values 0..150 (0 = "other", ignored
+    after reduce-zero-label) so the real ADE20K loader, transforms and ``IoUMetric`` all run.
+    Written to a temporary sibling and renamed into place.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        for split, n in (("training", n_train), ("validation", n_val)):
+            (tmp / "images" / split).mkdir(parents=True)
+            (tmp / "annotations" / split).mkdir(parents=True)
+            for i in range(n):
+                # a 4x4 grid of labelled blocks, each with its own colour
+                blocks = rng.integers(0, 151, size=(4, 4)).astype(np.uint8)
+                label = np.kron(blocks, np.ones((size // 4, size // 4), dtype=np.uint8))
+                colours = rng.integers(0, 256, size=(151, 3)).astype(np.uint8)
+                image = colours[label]
+                stem = f"ADE_{split[:5]}_{i:08d}"
+                Image.fromarray(image).save(tmp / "images" / split / f"{stem}.jpg", quality=95)
+                Image.fromarray(label).save(tmp / "annotations" / split / f"{stem}.png")
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
