@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.utils import make_grid, save_image
 
 from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
@@ -194,6 +193,8 @@ class Evaluator:
     """Scores a generator on fixed noise and class-balanced labels against fixed real images."""
 
     def __init__(self, real: Dataset, cfg: GanConfig, num_classes: int) -> None:
+        from torchmetrics.image.fid import FrechetInceptionDistance  # heavy: only when evaluating
+
         self.device = cfg.resolved_device()
         self.batch = max(cfg.batch, 50)
         self.symmetric = cfg.data == "synthetic-shapes"

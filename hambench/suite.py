@@ -1,0 +1,327 @@
+"""Suite files: a validated schema and the expansion of its grid into trials.
+
+A suite names a grid (modules x backbones x data x seeds x options), what to measure and with
+which budget and resources. ``load_suite`` validates a YAML file (a malformed one fails with the
+file, the field and what was expected); ``expand`` turns it into a flat list of ``Trial`` s, one per
+grid point, plus one profiling trial per distinct (module, options) when the suite profiles::
+
+    suite = load_suite("quickstart")          # a shipped suite, or a path to a .yaml file
+    trials = expand(suite, smoke=False)       # [Trial(trial_id="seg-ham-nmf-...", ...), ...]
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import itertools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hambench.registry import RegistryError, get_spec, module_names
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be loaded or expanded; the message names the file and the field."""
+
+
+def _listify_values(options: Any) -> Any:
+    """`steps: 6` means `steps: [6]`: a single value is a one-point axis of the grid."""
+    if isinstance(options, dict):
+        return {k: v if isinstance(v, list) else [v] for k, v in options.items()}
+    return options
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    """What one trial holds while it runs. Fractions share a device (``gpu: 0.5``: two per GPU)."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _whole_above_one(self) -> Resources:
+        # Ray schedules fractions of one unit, or whole units: 0.25 and 2 are fine, 1.5 is not.
+        for key in ("cpu", "gpu"):
+            value = getattr(self, key)
+            if value > 1 and value != int(value):
+                raise ValueError(f"{key}={value}: above 1 a resource must be a whole number")
+        return self
+
+
+class Budget(_Strict):
+    """Training budget of a seg or gan trial."""
+
+    iters: int = Field(gt=0)
+    eval_interval: int = Field(gt=0)
+    batch: int = Field(8, gt=0)
+    crop: tuple[int, int] = (512, 512)  # seg: training crop (H, W)
+    res: int = Field(32, gt=0)  # gan: image resolution
+    lr: float | None = Field(None, gt=0)  # None: the task's default
+
+
+class ProfileSpec(_Strict):
+    """Module cost measurement: one row at ``shape`` (B, C, H, W), plus an n-sweep over H = W."""
+
+    shape: tuple[int, int, int, int] = (1, 512, 128, 128)
+    sweep: list[int] = Field(default_factory=list)
+    device: str = "cpu"
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
+    mode: Literal["fwd", "fwd+bwd"] = "fwd"
+    max_time: float = Field(10.0, gt=0)  # seconds of timed runs per latency measurement, at most
+    resources: Resources = Resources()
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if min(shape) <= 0:
+            raise ValueError(f"every dimension of (B, C, H, W) must be positive, got {shape}")
+        return shape
+
+
+class ModuleEntry(_Strict):
+    """A module of the grid with options of its own: a mapping of value lists (their product is
+    taken) or a list of mappings (explicit points, e.g. ``train_steps`` and ``eval_steps`` together)."""
+
+    name: str
+    options: dict[str, list[Any]] | list[dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _listify(cls, options: Any) -> Any:
+        return _listify_values(options)
+
+    def points(self) -> list[dict[str, Any]]:
+        return list(self.options) if isinstance(self.options, list) else _option_points(self.options)
+
+
+class Grid(_Strict):
+    """One grid: the product of its axes. A suite may hold several (their union)."""
+
+    modules: list[ModuleEntry] = Field(min_length=1)
+    backbones: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    head: Literal["context", "single", "light"] = "context"  # seg: see hambench.models.segmentor
+    data: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    options: dict[str, list[Any]] = Field(default_factory=dict)  # applied to every module here
+    pretrained: str | None = None  # a local checkpoint for the backbone; nothing is downloaded
+    task_options: dict[str, Any] = Field(default_factory=dict)  # extra SegConfig / GanConfig fields
+
+    @field_validator("modules", mode="before")
+    @classmethod
+    def _names_to_entries(cls, modules: Any) -> Any:
+        if isinstance(modules, list):
+            return [{"name": m} if isinstance(m, str) else m for m in modules]
+        return modules
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _listify(cls, options: Any) -> Any:
+        return _listify_values(options)
+
+
+class ParetoAxes(_Strict):
+    x: str
+    y: str
+
+
+class Suite(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str
+    task: Literal["profile", "seg", "gan"]
+    grid: list[Grid] = Field(min_length=1)
+    resources: Resources = Resources()
+    budget: Budget | None = None
+    profile: ProfileSpec | None = None
+    metrics: list[str] = Field(default_factory=list)
+    pareto: list[ParetoAxes] = Field(default_factory=list)
+    references: str | None = None  # a CSV of published points (hambench.reports ships some)
+    max_concurrent: int | None = Field(None, gt=0)
+    max_failures: int = Field(2, ge=0)  # retries after a node or worker dies (not after a raise)
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _one_or_many(cls, grid: Any) -> Any:
+        return [grid] if isinstance(grid, dict) else grid
+
+    @model_validator(mode="after")
+    def _task_needs(self) -> Suite:
+        if self.task == "profile" and self.profile is None:
+            raise ValueError("task `profile` needs a `profile:` section (shape, sweep)")
+        if self.task in ("seg", "gan") and self.budget is None:
+            raise ValueError(f"task `{self.task}` needs a `budget:` section (iters, eval_interval)")
+        return self
+
+
+class Trial(_Strict):
+    """One expanded grid point: everything a trainable needs, and nothing else."""
+
+    trial_id: str
+    task: Literal["profile", "seg", "gan"]
+    module: str
+    family: str
+    options: dict[str, Any]
+    backbone: str
+    head: str
+    data: str
+    seed: int
+    pretrained: str | None = None
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    budget: Budget | None = None
+    profile: ProfileSpec | None = None
+    resources: Resources
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def shipped_suites() -> dict[str, Path]:
+    """The suites installed with hambench (``hambench.suites/*.yaml``), by name."""
+    root = importlib.resources.files("hambench.suites")
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def resolve_suite_path(name_or_path: str | Path) -> Path:
+    """A shipped suite's name, or the path to a suite file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"suite file not found: {path}")
+        return path
+    shipped = shipped_suites()
+    if str(name_or_path) not in shipped:
+        raise SuiteError(f"unknown suite {str(name_or_path)!r}; shipped suites: {', '.join(sorted(shipped))} (or give a path to a .yaml file)")
+    return shipped[str(name_or_path)]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    got = error.get("input")
+    got = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    return f"{field}: {error['msg']}{got}"
+
+
+def parse_suite(data: Any, source: str = "<suite>") -> Suite:
+    """Validate a suite mapping; errors name ``source``, each bad field and what was expected."""
+    if not isinstance(data, dict):
+        raise SuiteError(f"{source}: a suite file must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise SuiteError(f"{source}: invalid suite\n  {lines}") from None
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    path = resolve_suite_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+    return parse_suite(data, str(path))
+
+
+def suite_to_yaml(suite: Suite) -> str:
+    return yaml.safe_dump(suite.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+# --- smoke budgets ----------------------------------------------------------------------------
+
+SMOKE_BUDGET = dict(iters=4, eval_interval=2, batch=2, crop=(64, 64), res=32)
+SMOKE_PROFILE_SHAPE = (1, 64, 16, 16)
+SMOKE_SWEEP = [8, 16]
+
+
+def smoke(suite: Suite) -> Suite:
+    """The same suite with tiny budgets: every path runs in seconds per trial (CI's ``--smoke``)."""
+    update: dict[str, Any] = {"resources": Resources(cpu=1.0)}
+    if suite.budget is not None:
+        update["budget"] = suite.budget.model_copy(update=SMOKE_BUDGET)
+    if suite.profile is not None:
+        channels = min(suite.profile.shape[1], SMOKE_PROFILE_SHAPE[1])
+        shape = (1, channels, *SMOKE_PROFILE_SHAPE[2:])
+        sweep = SMOKE_SWEEP if suite.profile.sweep else []
+        update["profile"] = suite.profile.model_copy(
+            update={"shape": shape, "sweep": sweep, "device": "cpu", "max_time": 2.0, "resources": Resources(cpu=1.0)}
+        )
+    return suite.model_copy(update=update)
+
+
+# --- expansion --------------------------------------------------------------------------------
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "-", str(value)).strip("-")
+
+
+def _option_points(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(options)
+    return [dict(zip(keys, values)) for values in itertools.product(*(options[k] for k in keys))]
+
+
+def _check_module(name: str, options: dict[str, Any], where: str) -> str:
+    """The module's family; a clear error for an unknown name or option."""
+    try:
+        spec = get_spec(name)
+    except RegistryError:
+        raise SuiteError(f"{where}: unknown context module {name!r}; valid modules: {', '.join(module_names())}") from None
+    unknown = sorted(set(options) - set(spec.defaults))
+    if unknown:
+        valid = ", ".join(f"{k} (default {v!r})" for k, v in spec.defaults.items()) or "none"
+        raise SuiteError(f"{where}: module {name!r} has no option(s) {', '.join(unknown)}; its options: {valid}")
+    return spec.family
+
+
+def _trial_id(task: str, module: str, options: dict[str, Any], *rest: Any) -> str:
+    opts = "".join(f"-{_slug(k)}={_slug(v)}" for k, v in sorted(options.items()))
+    return "-".join([task, _slug(module) + opts, *(_slug(r) for r in rest)])
+
+
+def expand(suite: Suite, *, smoke_run: bool = False, only: list[str] | None = None, source: str | None = None) -> list[Trial]:
+    """All trials of the suite: the profiling trials first (one per distinct module and options),
+    then one training trial per grid point. ``only`` keeps the named modules."""
+    if smoke_run:
+        suite = smoke(suite)
+    where0 = source or suite.name
+    trials: dict[str, Trial] = {}
+
+    def add(trial: Trial) -> None:
+        trials.setdefault(trial.trial_id, trial)  # a point named twice (overlapping grids) runs once
+
+    points = []  # (grid, module, options, where)
+    for g, grid in enumerate(suite.grid):
+        for m, entry in enumerate(grid.modules):
+            where = f"{where0}: grid[{g}].modules[{m}]"
+            for opts in ({**g_opts, **e_opts} for g_opts in _option_points(grid.options) for e_opts in entry.points()):
+                family = _check_module(entry.name, opts, where)
+                points.append((grid, entry.name, family, opts))
+    if only:
+        unknown = sorted(set(only) - {p[1] for p in points})
+        if unknown:
+            raise SuiteError(f"--only {' '.join(unknown)}: not in suite {suite.name!r} (its modules: {', '.join(sorted({p[1] for p in points}))})")
+        points = [p for p in points if p[1] in only]
+
+    if suite.profile is not None:
+        for _, name, family, opts in points:
+            add(Trial(
+                trial_id=_trial_id("profile", name, opts),
+                task="profile", module=name, family=family, options=opts, backbone="none", head="none",
+                data="none", seed=0, profile=suite.profile, resources=suite.profile.resources,
+            ))
+    if suite.task in ("seg", "gan"):
+        for grid, name, family, opts in points:
+            for backbone, data, seed in itertools.product(grid.backbones, grid.data, grid.seeds):
+                parts = [p for p in (backbone, grid.head) if p not in ("none", "context")] + [data, f"s{seed}"]
+                add(Trial(
+                    trial_id=_trial_id(suite.task, name, opts, *parts),
+                    task=suite.task, module=name, family=family, options=opts, backbone=backbone,
+                    head=grid.head, data=data, seed=seed, pretrained=None if smoke_run else grid.pretrained,
+                    task_options={} if smoke_run else grid.task_options,  # smoke: the task's CPU-sized defaults
+                    budget=suite.budget, resources=suite.resources,
+                ))
+    return list(trials.values())

@@ -1,0 +1,702 @@
+"""Run a suite on Ray Tune: one Tune trial per expanded grid point.
+
+The driver (``run_suite``) expands the suite, prepares the data once, starts Ray (embedded, or
+joins ``--address``), runs a ``Tuner`` (or ``Tuner.restore`` on ``--resume``) and finally writes the
+run directory ``<out>/<suite>/<run-id>/``: ``results.parquet`` (one row per trial),
+``profile.parquet``, ``history.parquet``, ``suite.yaml``, ``meta.json`` and ``report.html``.
+
+Inside a trial (``run_trial``):
+
+1. load the plugins and set torch's threads to the trial's CPUs;
+2. if an earlier execution of this trial finished (a *done record* in the experiment directory),
+   report its result again and stop: a resumed suite never runs a finished trial twice, even when
+   Tune's own snapshot predates the driver being killed;
+3. run the task (profile / seg / gan), reporting every step through ``tune.report`` with a Tune
+   checkpoint, and restarting from ``tune.get_checkpoint()`` after a node died;
+4. an exception in the task marks the trial ``failed`` with its error; it is not retried (a bad
+   option fails again). Retries (``FailureConfig``) are for dead nodes and workers.
+
+Latency is measured alone: every node carries one unit of the custom resource ``hambench_device``;
+a profiling trial takes the whole unit, a training trial a sliver, so a profiling trial never
+shares its node (and its device) with another trial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import pyarrow.fs
+import ray
+from ray import tune
+
+from hambench.registry import load_plugin
+from hambench.suite import Suite, Trial, expand, load_suite, resolve_suite_path, smoke, suite_to_yaml
+
+DEVICE_RESOURCE = "hambench_device"  # one unit per node; see the module docstring
+TRAIN_SHARE = 0.01  # of DEVICE_RESOURCE held by a training trial (up to 100 per node)
+COST_COLUMNS = [
+    "params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "latency_iqr_ms",
+    "peak_mem_bytes", "profile_shape",
+]
+ACCURACY_COLUMNS = {"seg": ["mIoU", "aAcc"], "gan": ["fid", "fid_surrogate", "symmetry_error"], "profile": []}
+# Which way is better, for the progress line's "best" column.
+MAXIMIZE = {"mIoU", "aAcc", "mAcc"}
+
+
+class SuiteRunError(RuntimeError):
+    """The suite cannot run as asked (no Ray cluster, nothing to resume, missing resource)."""
+
+
+@dataclass
+class RunOptions:
+    """``hambench run suite`` options (see ``hambench run suite --help``)."""
+
+    address: str | None = None  # None: start Ray here; "auto" or HOST:PORT: join that cluster
+    storage: str | None = None  # Tune's storage (DIR or s3://...); default: the run directory
+    out: Path = Path("runs")
+    resume: bool = False
+    run_id: str | None = None  # default: a new timestamp, or the newest run when resuming
+    smoke: bool = False
+    max_concurrent: int | None = None
+    only: list[str] | None = None
+    data_root: str | None = None
+    plugins: list[str] = field(default_factory=list)
+    num_cpus: int | None = None  # CPUs of the embedded Ray (default: all of this machine)
+    report: bool = True
+    progress: bool = True
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` then rename over ``path``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _write_parquet(path: Path, df: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def _node_name() -> str:
+    """hostname plus Ray's node id: nodes of one machine (tests, ``Cluster``) stay distinct."""
+    return f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"
+
+
+# --- done records: a finished trial's final result, kept in the experiment directory -----------
+
+
+def write_done(done_uri: str, trial_id: str, result: dict[str, Any]) -> None:
+    fs, root = pyarrow.fs.FileSystem.from_uri(done_uri)
+    fs.create_dir(root, recursive=True)
+    tmp = f"{root}/.{trial_id}.json.tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write(json.dumps(result, default=str).encode())
+    fs.move(tmp, f"{root}/{trial_id}.json")  # atomic on a local or shared file system
+
+
+def read_done(done_uri: str, trial_id: str) -> dict[str, Any] | None:
+    fs, root = pyarrow.fs.FileSystem.from_uri(done_uri)
+    path = f"{root}/{trial_id}.json"
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read())
+
+
+def done_ids(done_uri: str) -> set[str]:
+    """The trials with a done record."""
+    fs, root = pyarrow.fs.FileSystem.from_uri(done_uri)
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return set()
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    return {i.base_name.removesuffix(".json") for i in infos if i.base_name.endswith(".json") and not i.base_name.startswith(".")}
+
+
+# --- the trainable -----------------------------------------------------------------------------
+
+
+def _report(metrics: dict[str, Any], state: dict[str, Any], where: dict[str, str]) -> None:
+    """``tune.report`` of a step (with the node and device running it) and a Tune checkpoint
+    holding ``state`` as JSON plus the files it names (hard links where possible)."""
+    with tempfile.TemporaryDirectory(prefix="hb-ckpt-") as tmp:
+        Path(tmp, "state.json").write_text(json.dumps(state, default=str))
+        for name, src in state.get("files", {}).items():  # e.g. the seg checkpoint itself
+            os.link(src, Path(tmp, name)) if _same_fs(src, tmp) else shutil.copy(src, Path(tmp, name))
+        tune.report({**metrics, **where, "status": "running"}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _same_fs(a: str, b: str) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+def _restore(into: Path | None = None) -> dict[str, Any] | None:
+    """The state saved with the trial's last Tune checkpoint (files copied ``into``), or None."""
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        state = json.loads(Path(d, "state.json").read_text())
+        if into is not None:
+            into.mkdir(parents=True, exist_ok=True)
+            for name in state.get("files", {}):
+                shutil.copy(Path(d, name), into / name)
+                state["files"][name] = str(into / name)
+    return state
+
+
+def _profile_row_columns(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row.get(k) for k in COST_COLUMNS if k != "profile_shape"}
+    out["profile_shape"] = row.get("shape")
+    return out
+
+
+def _run_profile(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Module cost at the suite's shape, then one step per n-sweep size (as ``profile_sweep`` does,
+    but a Tune checkpoint after each step, so a retried trial skips the sizes it has measured)."""
+    from hambench.profiling import fit_exponent, profile_module
+
+    spec = trial.profile
+    assert spec is not None
+    b, c, h, w = spec.shape
+    shapes = [(b, c, h, w)] + [(b, c, s, s) for s in spec.sweep]
+    state = _restore() or {"rows": []}
+    rows: list[dict[str, Any]] = state["rows"]
+    for step in range(len(rows), len(shapes)):
+        row = profile_module(
+            trial.module, shape=shapes[step], device=spec.device, dtype=spec.dtype, mode=spec.mode,
+            options=dict(trial.options), max_time=spec.max_time,
+        )
+        row["sweep_size"] = None if step == 0 else spec.sweep[step - 1]
+        rows.append(row)
+        _report({"iter": step + 1, **_profile_row_columns(row)}, {"rows": rows}, ctx["where"])
+    sweep = rows[1:]
+    if len(sweep) >= 2:
+        n = [r["sweep_size"] ** 2 for r in sweep]
+        exponents = {  # the fit profile_sweep makes
+            "exponent_macs": fit_exponent(n, [r["macs_torchprofile"] for r in sweep]),
+            "exponent_latency": fit_exponent(n, [r["latency_ms"] for r in sweep]),
+            "exponent_memory": fit_exponent(n, [r["peak_mem_bytes"] for r in sweep]),
+        }
+        for r in sweep:
+            r.update(exponents)
+    main = rows[0]
+    return {
+        "iter": len(rows), **_profile_row_columns(main), "device": main["device"],
+        "device_name": main["device_name"], "profile_rows": json.dumps(rows, default=str),
+    }
+
+
+def _train_device(trial: Trial) -> str:
+    return "cuda" if trial.resources.gpu > 0 else "cpu"
+
+
+def _checkpoint_callback(where: dict[str, str]) -> Callable[[dict[str, Any], str | None], None]:
+    """The task callback: every evaluation becomes a Tune report with the task's checkpoint file."""
+
+    def callback(metrics: dict[str, Any], checkpoint_path: str | None) -> None:
+        flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        state: dict[str, Any] = {"metrics": flat}
+        if checkpoint_path:
+            state["files"] = {Path(checkpoint_path).name: str(checkpoint_path)}
+            state["checkpoint"] = Path(checkpoint_path).name
+        _report(flat, state, where)
+
+    return callback
+
+
+def _task_config(cls: type, values: dict[str, Any]) -> Any:
+    """The task's config dataclass; a value of None keeps the task's default (e.g. its lr)."""
+    return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def _run_seg(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
+    from hambench.tasks.seg import SegConfig, train_seg
+
+    budget = trial.budget
+    assert budget is not None
+    work_dir = Path(tune.get_context().get_trial_dir()) / "work"  # local to the node running it
+    state = _restore(into=work_dir)
+    if state is not None and "checkpoint" in state:  # mmengine resumes from work_dir/last_checkpoint
+        (work_dir / "last_checkpoint").write_text(state["files"][state["checkpoint"]])
+    cfg = _task_config(SegConfig, dict(
+        context=trial.module, context_opts=dict(trial.options), backbone=trial.backbone, head=trial.head,
+        data=trial.data, data_root=ctx["data_roots"].get(trial.data), iters=budget.iters, batch=budget.batch,
+        crop=tuple(budget.crop), work_dir=str(work_dir), resume=state is not None, seed=trial.seed,
+        eval_interval=budget.eval_interval, lr=budget.lr, device=_train_device(trial), workers=1,
+        pretrained=trial.pretrained, threads=max(1, int(trial.resources.cpu)), plugins=list(ctx["plugins"]),
+    ) | trial.task_options)
+    final = train_seg(cfg, callback=_checkpoint_callback(ctx["where"]))
+    return {k: v for k, v in final.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _run_gan(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
+    from hambench.tasks.gan import GanConfig, train_gan
+
+    budget = trial.budget
+    assert budget is not None
+    work_dir = Path(tune.get_context().get_trial_dir()) / "work"  # local to the node running it
+    state = _restore(into=work_dir)
+    cfg = _task_config(GanConfig, dict(
+        context=trial.module, context_opts=dict(trial.options), data=trial.data,
+        data_root=ctx["data_roots"].get(trial.data), res=budget.res, iters=budget.iters, batch=budget.batch,
+        eval_interval=budget.eval_interval, work_dir=str(work_dir), resume=state is not None, seed=trial.seed,
+        device=_train_device(trial),
+    ) | trial.task_options)
+    final = train_gan(cfg, callback=_checkpoint_callback(ctx["where"]))
+    return {k: v for k, v in final.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+TASKS: dict[str, Callable[[Trial, dict[str, Any]], dict[str, Any]]] = {
+    "profile": _run_profile,
+    "seg": _run_seg,
+    "gan": _run_gan,
+}
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """The Tune trainable: one trial of a suite (see the module docstring for the steps)."""
+    import torch
+
+    from hambench.profiling import device_name
+
+    trial = Trial.model_validate(config["trial"])
+    if trial.resources.gpu == 0:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a CPU trial must not touch a GPU another trial holds
+    for plugin in config["plugins"]:
+        load_plugin(plugin)  # the driver's --plugin files, so the trial process knows their modules
+    torch.set_num_threads(max(1, int(trial.resources.cpu)))
+
+    done = read_done(config["done_uri"], trial.trial_id)
+    if done is not None:  # this trial finished before the driver was interrupted
+        tune.report(done)
+        return
+
+    start = time.perf_counter()
+    device = trial.profile.device if trial.profile is not None else _train_device(trial)
+    where = {"node": _node_name(), "device": device, "device_name": device_name(torch.device(device))}
+    try:
+        final = {**where, **TASKS[trial.task](trial, {**config, "where": where}), "status": "ok", "error": ""}
+    except Exception as exc:  # the trial failed on its own (bad option, OOM, NaN): record, go on
+        tb = "".join(traceback.format_exception(exc)[-6:])
+        final = {**where, "status": "failed", "error": f"{type(exc).__name__}: {exc}\n{tb}"}
+    final["seconds"] = time.perf_counter() - start
+    final["done"] = True
+    write_done(config["done_uri"], trial.trial_id, final)
+    tune.report(final)
+
+
+def trial_resources(config: dict[str, Any]) -> dict[str, float]:
+    """Ray resources of one trial: its CPUs/GPUs and its share of the node's device lock."""
+    trial = Trial.model_validate(config["trial"])
+    share = 1.0 if trial.task == "profile" else TRAIN_SHARE
+    return {"CPU": trial.resources.cpu, "GPU": trial.resources.gpu, DEVICE_RESOURCE: share}
+
+
+# --- live progress -----------------------------------------------------------------------------
+
+
+class Progress(tune.Callback):
+    """Live progress on the driver: trials done / running / pending / failed, the best value per
+    metric, elapsed and estimated remaining time. One line per change."""
+
+    def __init__(self, trials: list[Trial], metrics: list[str], done_uri: str, enabled: bool = True) -> None:
+        self.metrics, self.done_uri, self.enabled = metrics, done_uri, enabled
+        self.task_of = {t.trial_id: t.task for t in trials}
+        self.finished: set[str] = set()  # our trial ids
+        self.failed = 0
+        self.running: dict[str, tuple[str, float]] = {}  # Tune trial id -> (task, start time)
+        self.durations: dict[str, list[float]] = {"profile": [], "seg": [], "gan": []}
+        self.slots = 1  # most trials seen running at once
+        self.best: dict[str, tuple[float, str]] = {}
+        self.start = time.time()
+        self.last_line = ""
+
+    def setup(self, **info: Any) -> None:
+        """At the start of a run or of a resumed one (Tune restores this callback from its pickle)."""
+        self.start = time.time()
+        self.finished = done_ids(self.done_uri) & set(self.task_of)
+        self.running.clear()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running[trial.trial_id] = (trial.config["trial"]["task"], time.time())
+        self.slots = max(self.slots, len(self.running))
+        self.show()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.observe(result, trial.config["trial"]["module"], trial.config["trial"]["family"])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.finish(trial, failed=(trial.last_result or {}).get("status") == "failed")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.finish(trial, failed=True)
+
+    def observe(self, result: dict[str, Any], module: str, family: str) -> None:
+        for m in self.metrics:
+            value = result.get(m)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            if family == "none" and m not in MAXIMIZE:
+                continue  # the no-context baseline is always cheapest: not news
+            best = self.best.get(m, (None,))[0]
+            if best is None or (value > best if m in MAXIMIZE else value < best):
+                self.best[m] = (float(value), module)
+
+    def finish(self, trial: Any, failed: bool) -> None:
+        task, started = self.running.pop(trial.trial_id, (None, None))
+        if started is not None:
+            self.durations[task].append(time.time() - started)
+        self.finished.add(trial.config["trial"]["trial_id"])
+        self.failed += failed
+        self.show()
+
+    def eta(self) -> float | None:
+        """Remaining trials x the mean duration of their task, spread over the parallel slots."""
+        now, work = time.time(), 0.0
+        for task in self.durations:
+            left = sum(t == task and i not in self.finished for i, t in self.task_of.items())
+            if not left:
+                continue
+            seen = self.durations[task] or [now - s for t, s in self.running.values() if t == task]
+            if not seen:
+                return None
+            work += left * sum(seen) / len(seen)
+        return work / self.slots
+
+    def line(self) -> str:
+        elapsed, total, done = time.time() - self.start, len(self.task_of), len(self.finished)
+        pending = max(0, total - done - len(self.running))
+        eta = self.eta()
+        best = ", ".join(f"{m} {v:.4g} ({mod})" for m, (v, mod) in self.best.items())
+        return (
+            f"[{elapsed:6.0f}s] done {done}/{total} (failed {self.failed}) | running {len(self.running)}"
+            f" | pending {pending} | eta {'?' if eta is None else f'{eta:.0f}s'}" + (f" | best: {best}" if best else "")
+        )
+
+    def show(self) -> None:
+        line = self.line()
+        if self.enabled and line != self.last_line:
+            print(line, file=sys.stderr, flush=True)
+            self.last_line = line
+
+
+# --- results tables ----------------------------------------------------------------------------
+
+
+def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any], error: Any) -> dict[str, Any]:
+    status = metrics.get("status")
+    if error is not None or status != "ok":
+        status = "failed"
+    err = metrics.get("error") or ""
+    if error is not None:  # Tune-level failure: the trial's process or node died beyond its retries
+        err = f"{type(error).__name__}: {error}"
+    row = {
+        "suite": suite.name, "run_id": run_id, "trial_id": trial.trial_id, "task": trial.task,
+        "module": trial.module, "family": trial.family, "backbone": trial.backbone, "head": trial.head,
+        "data": trial.data, "seed": trial.seed, "options": json.dumps(trial.options, sort_keys=True),
+        "iters": metrics.get("iters", metrics.get("iter")), "status": status, "error": err,
+        "node": metrics.get("node"), "device": metrics.get("device"), "device_name": metrics.get("device_name"),
+        "seconds": metrics.get("seconds"),
+    }
+    for col in COST_COLUMNS:
+        row[col] = metrics.get(col)
+    for col in ACCURACY_COLUMNS[trial.task]:
+        row[col] = metrics.get(col)
+    return row
+
+
+def _profile_rows(trial: Trial, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = json.loads(metrics.get("profile_rows") or "[]")
+    for r in rows:
+        r.update(trial_id=trial.trial_id, node=metrics.get("node"), options=json.dumps(trial.options, sort_keys=True))
+        r["uncounted_ops"] = json.dumps(r.get("uncounted_ops") or [])
+    return rows
+
+
+def _history_rows(trial: Trial, df: pd.DataFrame | None) -> pd.DataFrame:
+    if df is None or df.empty or "iter" not in df.columns:
+        return pd.DataFrame()
+    keep = [c for c in df.columns if c == "iter" or (pd.api.types.is_numeric_dtype(df[c]) and c not in _TUNE_COLUMNS)]
+    out = df[keep].dropna(subset=["iter"]).copy()
+    out.insert(0, "trial_id", trial.trial_id)
+    # After a retry from a checkpoint the steps since that checkpoint are reported again: keep the last.
+    return out.drop_duplicates(subset=["trial_id", "iter"], keep="last")
+
+
+_TUNE_COLUMNS = {
+    "timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "time_since_restore",
+    "iterations_since_restore", "checkpoint_dir_name", "done",
+}
+
+
+def collect_tables(suite: Suite, run_id: str, results: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """results, profile and history tables from a Tune ``ResultGrid``; each trial appears once."""
+    rows, profile, history = {}, [], []
+    for result in results:
+        trial = Trial.model_validate(result.config["trial"])
+        metrics = result.metrics or {}
+        rows[trial.trial_id] = _trial_row(suite, run_id, trial, metrics, result.error)
+        if trial.task == "profile":
+            profile.extend(_profile_rows(trial, metrics))
+        history.append(_history_rows(trial, result.metrics_dataframe))
+    table = pd.DataFrame(list(rows.values()))
+    prof = pd.DataFrame(profile)
+    # Training rows carry their module's cost, measured by the profiling trial of the same options.
+    if not table.empty and (table["task"] == "profile").any():
+        cost = table[table["task"] == "profile"].set_index(["module", "options"])[COST_COLUMNS]
+        train = table["task"] != "profile"
+        for i in table.index[train]:
+            key = (table.at[i, "module"], table.at[i, "options"])
+            if key in cost.index:
+                for col in COST_COLUMNS:
+                    table.at[i, col] = cost.at[key, col]
+    table = table.sort_values(["task", "trial_id"], key=lambda s: s.map(_task_order) if s.name == "task" else s)
+    hist = pd.concat([h for h in history if not h.empty], ignore_index=True) if any(not h.empty for h in history) else pd.DataFrame(columns=["trial_id", "iter"])
+    return table.reset_index(drop=True), prof, hist
+
+
+def _task_order(task: str) -> int:
+    return ["profile", "seg", "gan"].index(task)
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    import hambench
+
+    return {"hambench": getattr(hambench, "__version__", "?"), "torch": torch.__version__, "ray": ray.__version__,
+            "python": platform.python_version()}
+
+
+def _nodes() -> list[dict[str, Any]]:
+    return [
+        {"node": f"{n['NodeManagerHostname']}:{n['NodeID'][:8]}", "hostname": n["NodeManagerHostname"],
+         "cpus": n["Resources"].get("CPU", 0), "gpus": n["Resources"].get("GPU", 0)}
+        for n in ray.nodes() if n.get("Alive")
+    ]
+
+
+def _run_dir(suite: Suite, opts: RunOptions) -> Path:
+    base = Path(opts.out).resolve() / suite.name
+    if opts.resume:
+        if opts.run_id:
+            run_dir = base / opts.run_id
+        else:
+            runs = sorted(p for p in base.glob("*") if (p / "meta.json").is_file()) if base.is_dir() else []
+            if not runs:
+                raise SuiteRunError(f"--resume: no earlier run of suite {suite.name!r} under {base}")
+            run_dir = runs[-1]
+        if not (run_dir / "meta.json").is_file():
+            raise SuiteRunError(f"--resume: {run_dir} is not a run directory (no meta.json)")
+        return run_dir
+    run_id = opts.run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = base / run_id
+    if (run_dir / "meta.json").exists():
+        raise SuiteRunError(f"{run_dir} exists; pass --resume to continue it or choose another --run-id")
+    return run_dir
+
+
+def _prepare_data(trials: list[Trial], opts: RunOptions, run_dir: Path) -> dict[str, str]:
+    """A ready data root per data set, made (or checked) once on the driver; trials read it."""
+    tasks = {t.data: t.task for t in trials if t.task != "profile"}
+    roots = {name: _data_root(name, task, opts, run_dir / "data" / name) for name, task in sorted(tasks.items())}
+    return {name: str(root) for name, root in roots.items() if root is not None}
+
+
+def _data_root(name: str, task: str, opts: RunOptions, fixture_dir: Path) -> Path | None:
+    if task == "gan":
+        if name == "synthetic-shapes":
+            return None  # rendered in memory
+        if opts.smoke:
+            return make_image_folder_fixture(fixture_dir)
+        if opts.data_root is None:
+            raise SuiteRunError(f"data {name!r} needs --data-root DIR (one folder of images per class)")
+        return Path(opts.data_root)
+    from hambench.data import make_ade20k_fixture, prepare_data
+
+    if opts.smoke and name != "synthetic-context":
+        # A tiny generated set in the real set's layout: the whole path runs without the data set.
+        if name != "ade20k":
+            raise SuiteRunError(f"--smoke: no fixture generator for data set {name!r} (only ade20k and synthetic-context)")
+        return make_ade20k_fixture(fixture_dir, n_train=4, n_val=2, size=64, seed=0)
+    return prepare_data(name, None if name == "synthetic-context" else opts.data_root, seed=0)
+
+
+def make_image_folder_fixture(root: Path, classes: int = 3, per_class: int = 4, size: int = 48, seed: int = 0) -> Path:
+    """A tiny class-folder image set (ImageNet's ``train/<class>/*.JPEG`` layout) for ``--smoke``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        folder = root / f"n{c:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+            Image.fromarray(image).save(folder / f"n{c:08d}_{i}.JPEG", quality=90)
+    return root
+
+
+def _check_task_options(trials: list[Trial]) -> None:
+    """Unknown ``task_options`` fail before anything runs, with the valid field names."""
+    import dataclasses
+
+    for task in {t.task for t in trials if t.task_options}:
+        if task == "seg":
+            from hambench.tasks.seg import SegConfig as cls
+        else:
+            from hambench.tasks.gan import GanConfig as cls
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for t in trials:
+            unknown = sorted(set(t.task_options) - fields) if t.task == task else []
+            if unknown:
+                raise SuiteRunError(f"task_options {', '.join(unknown)}: not fields of {cls.__name__} ({', '.join(sorted(fields))})")
+
+
+def _init_ray(opts: RunOptions, ray_tmp: str) -> None:
+    if opts.address:
+        ray.init(address=opts.address, log_to_driver=False)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        lacking = [n for n in nodes if n["Resources"].get("CPU", 0) > 0 and n["Resources"].get(DEVICE_RESOURCE, 0) < 1]
+        hint = f"start each node with `ray start ... --resources='{{\"{DEVICE_RESOURCE}\": 1}}'`"
+        if len(lacking) == len([n for n in nodes if n["Resources"].get("CPU", 0) > 0]):
+            raise SuiteRunError(f"no node of the cluster has the {DEVICE_RESOURCE!r} resource that keeps profiling trials alone on their device; {hint}")
+        for n in lacking:
+            print(f"hambench: node {n['NodeManagerHostname']}:{n['NodeID'][:8]} lacks {DEVICE_RESOURCE!r} and will run no trial; {hint}", file=sys.stderr)
+        return
+    ray.init(
+        num_cpus=opts.num_cpus or os.cpu_count(), resources={DEVICE_RESOURCE: 1},
+        object_store_memory=200 * 1024**2, include_dashboard=False, _temp_dir=ray_tmp,
+        log_to_driver=False, configure_logging=False,
+    )
+
+
+def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
+    """Run (or resume) a suite and return its run directory."""
+    opts = opts or RunOptions()
+    for plugin in opts.plugins:
+        load_plugin(plugin)  # here for the expansion's name checks; each trial loads them again
+    source = str(resolve_suite_path(name_or_path))
+    suite = load_suite(name_or_path)
+    trials = expand(suite, smoke_run=opts.smoke, only=opts.only, source=source)
+    resolved = smoke(suite) if opts.smoke else suite
+    _check_task_options(trials)
+    run_dir = _run_dir(suite, opts)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if opts.resume else {}
+    storage = (opts.storage or str(run_dir)).rstrip("/")
+    experiment = meta.get("experiment") or f"{storage}/tune-{suite.name}-{run_dir.name}"  # a path or a URI
+    if not opts.resume:
+        _write_text(run_dir / "suite.yaml", suite_to_yaml(resolved))
+    data_roots = {} if suite.task == "profile" else _prepare_data(trials, opts, run_dir)
+
+    ray_tmp = tempfile.mkdtemp(prefix="hb-ray-")  # short: Ray's socket paths must stay < 108 chars
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # snapshot experiment state often (cheap)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, Progress prints instead
+    try:
+        _init_ray(opts, ray_tmp)
+        meta.update(
+            suite=suite.name, run_id=run_dir.name, date=meta.get("date") or dt.datetime.now().isoformat(timespec="seconds"),
+            source=source, smoke=opts.smoke, only=opts.only, experiment=experiment, versions=_versions(),
+            nodes=_nodes(), trials=len(trials), resumed=opts.resume, command=" ".join(sys.argv),
+        )
+        _write_text(meta_path, json.dumps(meta, indent=2))
+        done_uri = f"{experiment}/done"
+        progress = Progress(trials, resolved.metrics, done_uri, enabled=opts.progress)
+        tuner = _tuner(experiment, suite, trials, opts, progress, {
+            "plugins": [str(Path(p).resolve()) for p in opts.plugins], "done_uri": done_uri, "data_roots": data_roots,
+        })
+        progress.show()
+        grid = tuner.fit()
+        unfinished = [r for r in grid if r.error is None and not (r.metrics or {}).get("done")]
+        if unfinished:  # Ctrl-C: Tune stopped and saved its state; the table waits for the rest
+            raise SuiteRunError(
+                f"interrupted with {len(unfinished)} of {len(trials)} trial(s) unfinished; continue with "
+                f"`hambench run suite {name_or_path} --resume --out {opts.out}`"
+            )
+        table, prof, hist = collect_tables(resolved, run_dir.name, grid)
+        meta["nodes"] = _nodes()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    _write_parquet(run_dir / "results.parquet", table)
+    if not prof.empty:
+        _write_parquet(run_dir / "profile.parquet", prof)
+    _write_parquet(run_dir / "history.parquet", hist)
+    meta.update(finished=dt.datetime.now().isoformat(timespec="seconds"), status_counts=table["status"].value_counts().to_dict())
+    _write_text(meta_path, json.dumps(meta, indent=2))
+    if opts.report:
+        _render_report(run_dir)
+    return run_dir
+
+
+def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions, progress: Progress,
+           shared: dict[str, Any]) -> tune.Tuner:
+    """A new Tuner over the trials (``shared``: config every trial gets), or the interrupted one."""
+    trainable = tune.with_resources(run_trial, trial_resources)
+    if opts.resume and tune.Tuner.can_restore(experiment):
+        # The interrupted experiment with its trials, config and callbacks (Progress.setup resets).
+        return tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+    storage_path, name = experiment.rsplit("/", 1)
+    return tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search([t.model_dump(mode="json") for t in trials]), **shared},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=opts.max_concurrent or suite.max_concurrent,
+            reuse_actors=True,  # one process runs trial after trial: no start-up and imports per trial
+            trial_dirname_creator=lambda t: t.config["trial"]["trial_id"][:120],
+        ),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage_path, verbose=0, callbacks=[progress],
+            failure_config=tune.FailureConfig(max_failures=suite.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+def _render_report(run_dir: Path) -> Path | None:
+    """The Pareto report; a failure here leaves the tables in place and says so."""
+    from hambench.reports import render_report
+
+    try:
+        return render_report([run_dir], out=run_dir / "report.html")
+    except Exception as exc:
+        print(f"hambench: report.html not rendered ({type(exc).__name__}: {exc}); the tables are in {run_dir}; "
+              f"retry with `hambench report {run_dir}`", file=sys.stderr)
+        return None

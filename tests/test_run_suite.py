@@ -1,0 +1,169 @@
+"""``hambench run suite``: a suite runs on an embedded Ray, writes its run directory, and a trial
+that raises is recorded as failed while the others go on."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hambench.cli.main import main
+from hambench.tuning import RunOptions, run_suite
+
+# A plugin module for the runner's tests. `fail` raises in the constructor (a bad option);
+# `marker` appends the constructing process id to a file (to count a trial's executions);
+# `delay` sleeps in forward (to make a trial last long enough to interrupt).
+PLUGIN = '''
+import os, time
+from torch import nn
+from hambench.registry import register_module
+
+
+@register_module("test-probe", family="other", complexity="O(n)")
+class Probe(nn.Module):
+    def __init__(self, channels, delay: float = 0.0, fail: bool = False, marker: str = ""):
+        super().__init__()
+        if fail:
+            raise ValueError("test-probe was asked to fail")
+        if marker:
+            with open(marker, "a") as f:
+                f.write(f"{os.getpid()}\\n")
+        self.delay = delay
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        if self.delay:
+            time.sleep(self.delay)
+        return x + self.proj(x)
+'''
+
+RESULT_COLUMNS = {
+    "suite", "run_id", "trial_id", "task", "module", "family", "backbone", "data", "seed", "options", "iters",
+    "status", "error", "node", "device", "device_name", "seconds", "params", "macs_fvcore", "macs_torchprofile",
+    "flops_torch", "latency_ms", "latency_iqr_ms", "peak_mem_bytes", "profile_shape",
+}
+
+
+def write_plugin(tmp_path: Path) -> Path:
+    path = tmp_path / "probe_plugin.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+def profile_suite(tmp_path: Path, modules_yaml: str, *, name: str = "tiny-profile", sweep: str = "[]") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: {name}
+        description: a tiny profiling suite for the runner's tests
+        task: profile
+        grid:
+          modules: {modules_yaml}
+        profile: {{shape: [1, 8, 8, 8], sweep: {sweep}, max_time: 0.5}}
+        metrics: [latency_ms, macs_fvcore]
+        max_concurrent: 2
+        max_failures: 1
+    """))
+    return path
+
+
+def test_run_suite_writes_the_run_directory_and_records_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin = write_plugin(tmp_path)
+    marker = tmp_path / "marker.txt"
+    suite = profile_suite(tmp_path, f"""
+            - none
+            - {{name: test-probe, options: {{marker: ["{marker}"]}}}}
+            - {{name: test-probe, options: {{fail: [true]}}}}""", sweep="[4, 8]")
+    code = main(["run", "suite", str(suite), "--plugin", str(plugin), "--only", "test-probe", "--run-id", "r1",
+                 "--out", str(tmp_path / "runs"), "--num-cpus", "2"])
+    out = capsys.readouterr().out
+    assert code == 1, out  # a trial failed
+    assert "2 trials, 1 failed" in out and "FAILED profile-test-probe-fail=True: ValueError: test-probe was asked to fail" in out
+
+    run_dir = tmp_path / "runs" / "tiny-profile" / "r1"
+    for name in ("results.parquet", "profile.parquet", "history.parquet", "suite.yaml", "meta.json", "report.html"):
+        assert (run_dir / name).is_file(), name
+    results = pd.read_parquet(run_dir / "results.parquet")
+    assert RESULT_COLUMNS <= set(results.columns)
+    assert len(results) == 2 and results["trial_id"].is_unique and set(results["module"]) == {"test-probe"}
+    failed = results[results["status"] == "failed"]
+    assert len(failed) == 1 and "test-probe was asked to fail" in failed["error"].iloc[0]
+    ok = results[results["status"] == "ok"].iloc[0]
+    assert ok["error"] == "" and ok["params"] == 8 * 8 + 8 and ok["latency_ms"] > 0 and ok["profile_shape"] == "1x8x8x8"
+    assert ":" in ok["node"] and ok["device"] == "cpu" and ok["device_name"]
+    assert json.loads(ok["options"]) == {"marker": str(marker)}
+
+    profile = pd.read_parquet(run_dir / "profile.parquet")
+    assert list(profile["sweep_size"].fillna(0)) == [0, 4, 8]  # the main shape, then the n-sweep
+    assert profile["exponent_macs"].dropna().round(2).tolist() == [1.0, 1.0]  # a 1x1 conv: MACs ~ n
+    assert profile["node"].eq(ok["node"]).all()
+
+    history = pd.read_parquet(run_dir / "history.parquet")
+    assert history["trial_id"].eq(ok["trial_id"]).all() and sorted(history["iter"]) == [1, 2, 3]
+
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["suite"] == "tiny-profile" and meta["run_id"] == "r1" and meta["nodes"]
+    assert {"hambench", "torch", "ray"} <= set(meta["versions"])
+    assert len(set(marker.read_text().split())) == 1  # the probe's trial ran once
+
+
+def test_run_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = profile_suite(tmp_path, "[none]", name="never-ran")
+    assert main(["run", "suite", str(suite), "--resume", "--out", str(tmp_path / "runs")]) == 2
+    assert "--resume: no earlier run of suite 'never-ran'" in capsys.readouterr().out
+    assert main(["run", "suite", "no-such-suite"]) == 2
+    assert "unknown suite 'no-such-suite'" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ade20k_pareto_smoke(tmp_path: Path) -> None:
+    """The ADE20K suite's whole path (R101-D8 and VAN Light-Ham, fixture data in the
+    ADEChallengeData2016 layout, profiling, report) with tiny budgets."""
+    run_dir = run_suite("ade20k-pareto", RunOptions(out=tmp_path / "runs", smoke=True, num_cpus=2, progress=False))
+    results = pd.read_parquet(run_dir / "results.parquet")
+    assert results["status"].eq("ok").all(), results[["trial_id", "error"]].to_string()
+    seg = results[results["task"] == "seg"]
+    assert len(seg) == 9 and seg["mIoU"].notna().all()
+    assert set(seg["backbone"]) == {"r101-d8", "van-tiny", "van-small", "van-base"}
+    assert seg["macs_fvcore"].notna().all()  # each training row carries its module's measured cost
+    assert (run_dir / "report.html").stat().st_size > 10_000
+
+
+def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hambench.suite import expand, load_suite
+    from hambench.tuning import Progress, write_done
+
+    trials = expand(load_suite("quickstart"))  # 8 profiling + 8 seg trials
+    done_dir = tmp_path / "done"
+    write_done(str(done_dir), trials[0].trial_id, {"status": "ok"})  # finished before a resume
+    progress = Progress(trials, ["mIoU", "latency_ms"], str(done_dir))
+    progress.setup()
+
+    def tune_trial(i: int, result: dict | None = None) -> SimpleNamespace:
+        t = trials[i]
+        return SimpleNamespace(trial_id=f"tune{i}", config={"trial": t.model_dump()}, last_result=result)
+
+    for i in (1, 2):
+        progress.on_trial_start(0, [], tune_trial(i))
+    assert "done 1/16 (failed 0) | running 2 | pending 13" in progress.line()
+    progress.running = {k: (task, start - 10) for k, (task, start) in progress.running.items()}  # 10 s ago
+    progress.on_trial_result(0, [], tune_trial(1), {"latency_ms": 3.0})
+    progress.on_trial_result(0, [], tune_trial(2), {"latency_ms": 2.0})
+    progress.on_trial_complete(0, [], tune_trial(1, {"status": "ok"}))
+    progress.on_trial_complete(0, [], tune_trial(2, {"status": "failed"}))
+    line = progress.line()
+    assert "done 3/16 (failed 1) | running 0 | pending 13" in line
+    assert f"latency_ms 2 ({trials[2].module})" in line
+    assert "eta ?" in line  # no seg trial has run yet: its length is unknown
+    seg = next(i for i, t in enumerate(trials) if t.task == "seg")
+    progress.on_trial_start(0, [], tune_trial(seg))
+    progress.running[f"tune{seg}"] = ("seg", progress.running[f"tune{seg}"][1] - 100)
+    progress.on_trial_result(0, [], tune_trial(seg), {"mIoU": 40.0})
+    # 5 profiling trials x 10 s + 8 seg trials x >= 100 s, over the 2 slots seen so far
+    assert 400 <= progress.eta() <= 460 and "mIoU 40" in progress.line()

@@ -1,0 +1,208 @@
+"""Suite files: the schema's errors, the grid expansion, the shipped suites, ``hambench suites``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hambench.cli.main import main
+from hambench.suite import SuiteError, expand, load_suite, shipped_suites, smoke
+from hambench.tuning import DEVICE_RESOURCE, trial_resources
+
+SHIPPED = [
+    "quickstart", "synthetic-pareto", "module-cost", "ade20k-pareto", "voc-ablation", "gan-synthetic",
+    "imagenet128-hamgan",
+]
+MISSION_EIGHT = {"ham-nmf", "ham-cd", "ham-vq", "nonlocal", "danet", "ocr", "dnl", "none"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+MINIMAL = """
+    name: mini
+    description: a test suite
+    task: seg
+    grid:
+      modules: [ham-nmf, none]
+      backbones: [tiny-d8]
+      data: [synthetic-context]
+      seeds: [0, 1]
+    budget: {iters: 10, eval_interval: 5}
+    profile: {shape: [1, 32, 16, 16]}
+"""
+
+
+def test_shipped_suites_load_and_expand() -> None:
+    assert set(SHIPPED) <= set(shipped_suites())
+    for name in SHIPPED:
+        suite = load_suite(name)
+        trials = expand(suite)
+        assert trials, name
+        assert len({t.trial_id for t in trials}) == len(trials), f"{name}: duplicate trial ids"
+
+
+def test_quickstart_is_the_mission_eight_two_at_a_time() -> None:
+    suite = load_suite("quickstart")
+    trials = expand(suite)
+    assert {t.module for t in trials if t.task == "seg"} == MISSION_EIGHT
+    assert {t.module for t in trials if t.task == "profile"} == MISSION_EIGHT
+    assert suite.max_concurrent == 2 and suite.resources.cpu == 1
+    assert {t.data for t in trials if t.task == "seg"} == {"synthetic-context"}
+
+
+def test_ade20k_pareto_matches_the_seed_tables() -> None:
+    suite = load_suite("ade20k-pareto")
+    seg = [t for t in expand(suite) if t.task == "seg"]
+    r101 = {t.module for t in seg if t.backbone == "r101-d8"}
+    assert r101 == {"ham-nmf", "danet", "ocr", "dnl", "nonlocal", "none"}
+    assert {t.backbone for t in seg if t.backbone.startswith("van-")} == {"van-tiny", "van-small", "van-base"}
+    assert suite.budget.iters == 160_000 and suite.budget.batch == 16 and tuple(suite.budget.crop) == (512, 512)
+
+
+def test_voc_ablation_covers_the_paper_axes() -> None:
+    seg = [t for t in expand(load_suite("voc-ablation")) if t.task == "seg"]
+    assert {t.module for t in seg} == {"ham-nmf", "ham-cd", "ham-vq"}
+    assert {t.options.get("grad") for t in seg} >= {"one-step", "bptt"}
+    steps = [t.options for t in seg if "train_steps" in t.options]
+    assert all(o["train_steps"] == o["eval_steps"] for o in steps) and len(steps) >= 5
+    assert len({t.options.get("rank") for t in seg}) >= 4 and len({t.options.get("ham_channels") for t in seg}) >= 3
+
+
+def test_grid_expansion_product_and_profile_trials(tmp_path: Path) -> None:
+    trials = expand(load_suite(write(tmp_path, MINIMAL)))
+    profile = [t for t in trials if t.task == "profile"]
+    seg = [t for t in trials if t.task == "seg"]
+    assert [t.module for t in profile] == ["ham-nmf", "none"]  # one per module, first
+    assert trials[: len(profile)] == profile
+    assert len(seg) == 2 * 2  # modules x seeds
+    assert {(t.module, t.seed) for t in seg} == {("ham-nmf", 0), ("ham-nmf", 1), ("none", 0), ("none", 1)}
+
+
+def test_options_product_and_explicit_points(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        name: opts
+        description: options
+        task: profile
+        grid:
+          modules:
+            - name: ham-nmf
+              options: {rank: [8, 16], grad: [one-step, bptt]}
+            - name: ham-vq
+              options: [{train_steps: 1, eval_steps: 1}, {train_steps: 3, eval_steps: 3}]
+            - name: nonlocal
+              options: {reduction: 4}
+        profile: {shape: [1, 32, 16, 16]}
+    """)
+    trials = expand(load_suite(path))
+    nmf = [t.options for t in trials if t.module == "ham-nmf"]
+    assert len(nmf) == 4 and {"rank": 16, "grad": "bptt"} in nmf
+    assert [t.options for t in trials if t.module == "ham-vq"] == [
+        {"train_steps": 1, "eval_steps": 1}, {"train_steps": 3, "eval_steps": 3}]
+    assert [t.options for t in trials if t.module == "nonlocal"] == [{"reduction": 4}]  # scalar: one point
+
+
+def test_only_keeps_named_modules(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, MINIMAL))
+    assert {t.module for t in expand(suite, only=["none"])} == {"none"}
+    with pytest.raises(SuiteError, match="--only danet: not in suite"):
+        expand(suite, only=["danet"])
+
+
+def test_smoke_shrinks_budgets_and_shapes() -> None:
+    suite = load_suite("ade20k-pareto")
+    small = smoke(suite)
+    assert small.budget.iters <= 4 and small.budget.crop[0] <= 64 and small.resources.gpu == 0
+    assert small.profile.device == "cpu" and small.profile.shape[2] <= 16
+    trials = expand(suite, smoke_run=True)
+    assert all(t.resources.gpu == 0 for t in trials)
+    assert all(t.pretrained is None for t in trials)
+
+
+def test_profile_trials_hold_their_node_alone() -> None:
+    trials = expand(load_suite("quickstart"))
+    prof = trial_resources({"trial": next(t for t in trials if t.task == "profile").model_dump()})
+    train = trial_resources({"trial": next(t for t in trials if t.task == "seg").model_dump()})
+    assert prof[DEVICE_RESOURCE] == 1.0  # the whole unit: no other trial fits beside it
+    assert 0 < train[DEVICE_RESOURCE] < 1 and prof[DEVICE_RESOURCE] + train[DEVICE_RESOURCE] > 1
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda d: d.pop("task"), "task: Field required"),
+        (lambda d: d.update(task="train"), "task: Input should be 'profile', 'seg' or 'gan'"),
+        (lambda d: d["grid"].update(seeds="zero"), "grid.0.seeds: Input should be a valid list"),
+        (lambda d: d.update(resources={"cpu": 1.5}), "above 1 a resource must be a whole number"),
+        (lambda d: d.update(resources={"cpu": 0}), "resources.cpu: Input should be greater than 0"),
+        (lambda d: d.update(budget={"iters": 10}), "budget.eval_interval: Field required"),
+        (lambda d: d.update(colour="red"), "colour: Extra inputs are not permitted"),
+        (lambda d: d.pop("budget"), "task `seg` needs a `budget:` section"),
+        (lambda d: d.update(profile={"shape": [1, 32, 16]}), "profile.shape"),
+    ],
+)
+def test_malformed_file_names_file_field_and_expectation(tmp_path: Path, edit, expected: str) -> None:
+    data = yaml.safe_load(textwrap.dedent(MINIMAL))
+    edit(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_unknown_module_lists_the_valid_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("[ham-nmf, none]", "[ham-nmf, hamburger-xl]"))
+    with pytest.raises(SuiteError) as info:
+        expand(load_suite(path), source=str(path))
+    msg = str(info.value)
+    assert "grid[0].modules[1]" in msg and "'hamburger-xl'" in msg
+    assert "valid modules:" in msg and "ham-nmf" in msg and "danet" in msg
+
+
+def test_unknown_option_lists_the_module_options(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("[ham-nmf, none]", "[{name: ham-nmf, options: {steps: [3]}}]"))
+    with pytest.raises(SuiteError, match=r"module 'ham-nmf' has no option\(s\) steps; its options: .*train_steps"):
+        expand(load_suite(path))
+
+
+def test_unknown_suite_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match="unknown suite 'nope'; shipped suites: .*quickstart"):
+        load_suite("nope")
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SuiteError, match="broken.yaml: not valid YAML"):
+        load_suite(bad)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_suites_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["suites", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in SHIPPED:
+        assert name in out
+    assert main(["suites", "show", "quickstart"]) == 0
+    out = capsys.readouterr().out
+    assert "16 trials" in out and "profile-ham-nmf" in out and "node alone" in out and "1 CPU" in out
+    assert main(["suites", "show", str(write(tmp_path, MINIMAL)), "--json"]) == 0
+    trials = json.loads(capsys.readouterr().out)
+    assert len(trials) == 6 and trials[0]["resources"] == {"cpu": 1.0, "gpu": 0.0}
+
+
+def test_cli_show_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, MINIMAL.replace("task: seg", "task: dance"))
+    assert main(["suites", "show", str(path)]) == 2
+    assert f"{path}: invalid suite" in capsys.readouterr().out
