@@ -26,6 +26,8 @@ from typing import Any
 
 from torch import nn
 
+from hambench.models.presets import LIGHT_HAM
+
 # ImageNet statistics in 0-255 BGR->RGB order, as every mmseg config uses.
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
@@ -82,9 +84,11 @@ BACKBONES: dict[str, Any] = {
     "r18-d8": lambda: _resnet(18, 128),
     "r50-d8": lambda: _resnet(50, 512),
     "r101-d8": lambda: _resnet(101, 512),
-    "van-tiny": lambda: _van("tiny", 256),
-    "van-small": lambda: _van("small", 256),
-    "van-base": lambda: _van("base", 512),
+    # Light-Ham's ham width: 480 for VAN-Tiny, 512 for Small and Base (as the presets that
+    # reproduce the published params and MACs).
+    "van-tiny": lambda: _van("tiny", LIGHT_HAM["tiny"]),
+    "van-small": lambda: _van("small", LIGHT_HAM["small"]),
+    "van-base": lambda: _van("base", LIGHT_HAM["base"]),
     # CPU presets. tiny-d8: the deep stem and two narrow stages of ResNetV1c-18 (0.2 M params,
     # output stride 8). Its receptive field is local on purpose: on synthetic-context the
     # context module has to supply what lies beyond it.

@@ -1,0 +1,201 @@
+"""``hambench profile``: params, MACs (fvcore, torchprofile, FlopCounterMode), latency and peak
+memory of context modules, n-sweeps with fitted exponents, and whole-model presets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "profile", parents=[common], help="cost of context modules or whole models: params, MACs, latency, memory",
+        description="Profile registered context modules (default shape: the paper's 1x512x128x128) or, with "
+        "--model, a whole segmentation model preset. Conventions: docs/conventions.md.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="module names, or `all`")
+    p.add_argument("--shape", default="1,512,128,128", help="B,C,H,W of the module input (default: 1,512,128,128)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--mode", default="fwd", choices=["fwd", "fwd+bwd"],
+                   help="fwd: eval-mode inference; fwd+bwd: a train-mode forward and backward")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a module option (value parsed as JSON if it can be), repeatable")
+    p.add_argument("--sweep", metavar="H1,H2,...", help="profile at H = W = each size and fit cost ~ n^k, n = H*W")
+    p.add_argument("--model", metavar="PRESET", help="profile a whole-model preset instead (see --list-models)")
+    p.add_argument("--size", default="512x512", help="image HxW for --model, or `published` (default: 512x512)")
+    p.add_argument("--list-models", action="store_true", help="list the model presets and their published cost")
+    p.add_argument("--breakdown", action="store_true", help="MACs per op for each counter")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="time a torch.compile'd module (counts stay eager)")
+    p.add_argument("--no-latency", action="store_true", help="skip timing")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    p.add_argument("--max-time", type=float, default=10.0, help="seconds of timed runs per row at most (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
+    p.add_argument("--out", metavar="FILE", help="also write the rows to FILE (.parquet or .csv)")
+    p.set_defaults(func=run_profile)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"hambench: error: --option needs KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    from hambench.profiling import parse_shape
+
+    size = parse_shape(text)
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2:
+        raise ValueError(f"--size takes HxW, got {text!r}")
+    return size  # type: ignore[return-value]
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from hambench import profiling
+    from hambench.registry import module_names
+
+    if args.list_models:
+        return _list_models()
+    common = dict(device=args.device, dtype=args.dtype, mode=args.mode, channels_last=args.channels_last,
+                  compile=args.compile, breakdown=args.breakdown, latency=not args.no_latency,
+                  memory=not args.no_memory, max_time=args.max_time)
+    exponents: dict[str, dict[str, float]] = {}
+    rows: list[dict[str, Any]] = []
+    try:
+        if args.model:
+            if args.names:
+                raise ValueError("give module names or --model, not both")
+            from hambench.models.presets import get_preset
+
+            size = get_preset(args.model).published.flops_size if args.size == "published" else _parse_size(args.size)
+            rows.append(profiling.profile_model(args.model, size=size, **common))
+        else:
+            if not args.names:
+                raise ValueError("name at least one module (or `all`, or --model PRESET)")
+            names = module_names() if args.names == ["all"] else args.names
+            shape = profiling.parse_shape(args.shape)
+            options = _parse_options(args.option)
+            for name in names:
+                if args.sweep:
+                    sizes = [int(s) for s in args.sweep.split(",")]
+                    sweep_rows, exponents[name] = profiling.profile_sweep(name, sizes, shape=shape, options=options, **common)
+                    rows.extend(sweep_rows)
+                else:
+                    rows.append(profiling.profile_module(name, shape=shape, options=options, **common))
+                Console(stderr=True).print(f"[dim]profiled {name}[/dim]")  # progress; stdout stays JSON
+    except ValueError as exc:
+        print(f"hambench: error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.out:
+        profiling.write_table(profiling.to_frame(rows), args.out)
+    if args.json:
+        print(json.dumps([_finite(r) for r in rows], indent=2, default=str, allow_nan=False))
+        return 0
+    console = Console()
+    console.print(_table(rows))
+    if exponents:
+        console.print(_exponent_table(exponents))
+    if args.model:
+        console.print(_published_table(rows[0]))
+    if args.breakdown:
+        for row in rows:
+            console.print(_breakdown_table(row))
+    if args.out:
+        console.print(f"wrote {len(rows)} row(s) to {args.out}")
+    return 0
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (an exponent fitted to all-zero costs) is not JSON: write null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _g(value: float | None, scale: float = 1e9, digits: int = 2) -> str:
+    return "-" if value is None else f"{value / scale:,.{digits}f}"
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    first = rows[0]
+    table = Table(title=f"cost on {first['device_name']} ({first['device']}, {first['dtype']}, {first['mode']}, "
+                        f"{first['threads']} threads, torch {first['torch_version']})")
+    for col in ("module", "shape", "params (M)", "GMACs fvcore", "GMACs torchprofile", "GFLOPs torch",
+                "latency ms (IQR)", "peak MiB", "uncounted ops"):
+        table.add_column(col, justify="left" if col in ("module", "shape") else "right")
+    for r in rows:
+        latency = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ({r['latency_iqr_ms']:.1f})"
+        table.add_row(
+            r["module"], r["shape"], _g(r["params"], 1e6, 3), _g(r["macs_fvcore"]), _g(r["macs_torchprofile"]),
+            _g(r["flops_torch"]), latency, _g(r["peak_mem_bytes"], 2**20, 1), str(len(r["uncounted_ops"])),
+        )
+    return table
+
+
+def _exponent_table(exponents: dict[str, dict[str, float]]) -> Table:
+    table = Table(title="fitted exponent k of cost ~ n^k, n = H*W")
+    for col in ("module", "MACs", "latency", "memory"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for name, e in exponents.items():
+        table.add_row(name, f"{e['macs']:.2f}", f"{e['latency']:.2f}", f"{e['memory']:.2f}")
+    return table
+
+
+def _published_table(row: dict[str, Any]) -> Table:
+    table = Table(title=f"{row['module']} vs published ({row['published_source']})")
+    for col in ("quantity", "ours", "published", "rel. diff", "convention"):
+        table.add_column(col)
+    table.add_row("params (M)", _g(row["params"], 1e6, 3), _g(row["published_params"], 1e6, 1),
+                  _rel(row["params"], row["published_params"]), "all parameters, auxiliary head included")
+    ours = row.get("macs_published_convention")
+    note = f"{row['published_convention']} at {row['published_size']}"
+    if ours is None:
+        note += f" (profiled at {row['shape']}: use --size published)"
+    table.add_row("GMACs", _g(ours), _g(row["published_macs"], 1e9, 1),
+                  "-" if ours is None else _rel(ours, row["published_macs"]), note)
+    return table
+
+
+def _rel(ours: float, published: float) -> str:
+    return f"{100 * (ours - published) / published:+.1f}%"
+
+
+def _breakdown_table(row: dict[str, Any]) -> Table:
+    table = Table(title=f"{row['module']} {row['shape']}: MACs per op (torch: FLOPs = 2 x MACs)")
+    for col in ("op", "fvcore", "torchprofile", "torch"):
+        table.add_column(col, justify="left" if col == "op" else "right")
+    bd = row["breakdown"]
+    ops = sorted({op for counts in bd.values() for op in counts})
+    for op in ops:
+        table.add_row(op, *(_g(bd[c].get(op), 1e9, 4) if op in bd[c] else "-" for c in ("fvcore", "torchprofile", "torch")))
+    table.caption = "uncounted (counter:op): " + ", ".join(row["uncounted_ops"])
+    return table
+
+
+def _list_models() -> int:
+    from hambench.models.presets import PRESETS
+
+    table = Table(title="model presets (hambench profile --model NAME)")
+    for col in ("preset", "description", "published params", "published FLOPs", "counted as"):
+        table.add_column(col)
+    for p in PRESETS.values():
+        pub = p.published
+        table.add_row(p.name, p.description, f"{pub.params_m}M", f"{pub.flops_g}G",
+                      f"{pub.flops_convention} at {pub.flops_size[0]}x{pub.flops_size[1]}")
+    Console().print(table)
+    return 0

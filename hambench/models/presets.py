@@ -1,0 +1,232 @@
+"""Named whole-model presets: the published segmentation models whose cost we reproduce.
+
+Each preset is an mmseg model config built from the published config (Enjoy-Hamburger
+``seg_mm`` / ``seg_light_ham``, mmseg's ``configs/_base_/models``), with SyncBN replaced by BN
+(same parameters, runs on one CPU) and ADE20K's 150 classes. The published Params/FLOPs sit
+beside each one; ``docs/conventions.md`` says how each published number was counted.
+
+    >>> model = build_preset("lightham-van-tiny")      # eval mode, random weights
+    >>> count_params(model)                            # 4_866_134; published "4.9M"
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 150  # ADE20K
+BN = dict(type="BN", requires_grad=True)  # SyncBN in the published configs: same parameters
+GN32 = dict(type="GN", num_groups=32, requires_grad=True)  # Hamburger configs' head norm
+# hambench's ham-nmf-v1 as mmseg's Hamburger: GN(32) after the upper bread, gradient through
+# every NMF step (mmseg's NMF2D has no no_grad). Neither changes the parameter count or MACs.
+HAM_V1_AS_MMSEG = dict(norm="gn", grad="bptt")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published cost figure and where it comes from."""
+
+    params_m: float  # millions of parameters
+    flops_g: float  # "GFLOPs" as printed; the convention is in `flops_convention`
+    flops_size: tuple[int, int]  # (H, W) the FLOPs were counted at
+    flops_convention: str  # which counter; see docs/conventions.md
+    source: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    config: Callable[[], dict[str, Any]]  # a fresh mmseg model config
+    published: Published
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def resnet_v1c_d8(depth: int = 101) -> dict[str, Any]:
+    """ResNetV1c (deep stem) with dilated stages 3-4: output stride 8, as in mmseg's ``*-d8``."""
+    return dict(
+        type="ResNetV1c", depth=depth, num_stages=4, out_indices=(0, 1, 2, 3),
+        dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=BN, norm_eval=False,
+        style="pytorch", contract_dilation=True,
+    )
+
+
+def fcn_aux_head(norm_cfg: dict = BN, loss_weight: float = 0.4) -> dict[str, Any]:
+    """mmseg's auxiliary FCN head on stage 3 (1024 channels): one 3x3 conv to 256, classifier."""
+    return dict(
+        type="FCNHead", in_channels=1024, in_index=2, channels=256, num_convs=1, concat_input=False,
+        dropout_ratio=0.1, num_classes=NUM_CLASSES, norm_cfg=norm_cfg, align_corners=False,
+        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=loss_weight),
+    )
+
+
+def _ce(weight: float = 1.0) -> dict[str, Any]:
+    return dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=weight)
+
+
+def _encoder_decoder(backbone: dict, decode_head: dict, auxiliary_head: dict | None = None) -> dict[str, Any]:
+    cfg = dict(type="EncoderDecoder", backbone=backbone, decode_head=decode_head,
+               train_cfg=dict(), test_cfg=dict(mode="whole"))
+    if auxiliary_head is not None:
+        cfg["auxiliary_head"] = auxiliary_head
+    return cfg
+
+
+# ----------------------------------------------------------------------------- the presets
+
+
+def hamnet_r101() -> dict[str, Any]:
+    """HamNet (Enjoy-Hamburger seg_mm ``ham_r101-d8``, concat_input=False): 3x3 squeeze to 512,
+    Hamburger (1x1 -> NMF -> 1x1+GN, residual), 3x3 align, classifier; GN heads, FCN aux head."""
+    head = dict(
+        type="ContextHead", context="ham-nmf-v1", context_cfg=HAM_V1_AS_MMSEG, in_channels=2048, in_index=3, channels=512,
+        dropout_ratio=0.1, num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=_ce(),
+    )
+    return _encoder_decoder(resnet_v1c_d8(101), head, fcn_aux_head(norm_cfg=GN32))
+
+
+def danet_r101() -> dict[str, Any]:
+    """mmseg ``danet_r101-d8``: DAHead (position + channel attention, PAM width 64) + FCN aux."""
+    head = dict(
+        type="DAHead", in_channels=2048, in_index=3, channels=512, pam_channels=64, dropout_ratio=0.1,
+        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=_ce(),
+    )
+    return _encoder_decoder(resnet_v1c_d8(101), head, fcn_aux_head())
+
+
+def dnl_r101() -> dict[str, Any]:
+    """mmseg ``dnl_r101-d8``: DNLHead (disentangled non-local, embedded Gaussian, C/2) + FCN aux."""
+    head = dict(
+        type="DNLHead", in_channels=2048, in_index=3, channels=512, dropout_ratio=0.1, reduction=2,
+        use_scale=True, mode="embedded_gaussian", num_classes=NUM_CLASSES, norm_cfg=BN,
+        align_corners=False, loss_decode=_ce(),
+    )
+    return _encoder_decoder(resnet_v1c_d8(101), head, fcn_aux_head())
+
+
+def ocrnet_r101() -> dict[str, Any]:
+    """mmseg ``ocrnet_r101-d8``: a cascade of an FCN head (soft object regions, stage 3) and the
+    OCR head (object-contextual representations, width 256) on stage 4."""
+    soft_regions = fcn_aux_head()
+    ocr = dict(
+        type="OCRHead", in_channels=2048, in_index=3, channels=512, ocr_channels=256, dropout_ratio=0.1,
+        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=_ce(),
+    )
+    return dict(type="CascadeEncoderDecoder", num_stages=2, backbone=resnet_v1c_d8(101),
+                decode_head=[soft_regions, ocr], train_cfg=dict(), test_cfg=dict(mode="whole"))
+
+
+# Light-Ham (Enjoy-Hamburger seg_light_ham): VAN stages 2-4 -> LightContextHead holding ham-nmf-v1.
+# ham_channels: 480 for VAN-Tiny (its config overrides the base 512), 512 for Small and Base.
+LIGHT_HAM = {"tiny": 480, "small": 512, "base": 512}
+
+
+def lightham_van(arch: str, *, reference_head: bool = False) -> dict[str, Any]:
+    """Light-Ham on VAN-``arch``: concat stages 2-4 (resized to stride 8) -> 1x1 squeeze ->
+    Hamburger -> 1x1 align to 512 -> classifier, GN(32) throughout.
+
+    ``reference_head=True`` builds mmseg's own ``LightHamHead`` instead of hambench's
+    ``LightContextHead`` + ``ham-nmf-v1`` (the tests check that both have the same parameters).
+    """
+    from hambench.models.van import VAN  # registers VAN in mmseg's MODELS
+
+    in_channels = VAN.arch_settings[arch]["embed_dims"][1:]
+    ham_channels = LIGHT_HAM[arch]
+    common = dict(
+        in_channels=in_channels, in_index=[1, 2, 3], channels=512, dropout_ratio=0.1,
+        num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=_ce(),
+    )
+    if reference_head:
+        head = dict(type="LightHamHead", ham_channels=ham_channels, **common)
+    else:
+        head = dict(type="LightContextHead", context="ham-nmf-v1", context_cfg=HAM_V1_AS_MMSEG,
+                    context_channels=ham_channels, **common)
+    return _encoder_decoder(dict(type="VAN", arch=arch, drop_path_rate=0.1), head)
+
+
+# Counted at 2048x512 by fvcore as it was before it learned `bmm` (January 2021), on each
+# method's original code: HamNet's NMF and the original DANet's attention multiply with
+# torch.bmm (missed); DNL's non-local block with torch.matmul (counted). mmseg's DAHead uses
+# matmul, so for it "fvcore-nomm" leaves out the activation-by-activation products the original's
+# bmm hid. Evidence in docs/conventions.md.
+_R101 = dict(flops_size=(512, 2048), source="Enjoy-Hamburger README (seed 000)")
+_VAN_FLOPS = dict(flops_size=(512, 512), flops_convention="torchprofile", source="Enjoy-Hamburger / VAN-Segmentation README (seeds 000, 004)")
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("hamnet-r101", "ResNetV1c-101-D8 + HamNet head (ham-nmf-v1) + FCN aux", hamnet_r101,
+               Published(57.0, 918.0, flops_convention="fvcore-nobmm", **_R101)),
+        Preset("danet-r101", "ResNetV1c-101-D8 + mmseg DAHead + FCN aux", danet_r101,
+               Published(69.0, 1119.0, flops_convention="fvcore-nomm", **_R101)),
+        Preset("ocrnet-r101", "ResNetV1c-101-D8 + mmseg FCN -> OCRHead cascade", ocrnet_r101,
+               Published(56.0, 923.0, flops_convention="fvcore-nobmm", **_R101)),
+        Preset("dnl-r101", "ResNetV1c-101-D8 + mmseg DNLHead + FCN aux", dnl_r101,
+               Published(69.0, 1249.0, flops_convention="fvcore-nobmm", **_R101)),
+        Preset("lightham-van-tiny", "VAN-Tiny + Light-Ham head (ham 480)", lambda: lightham_van("tiny"),
+               Published(4.9, 11.3, **_VAN_FLOPS)),
+        Preset("lightham-van-small", "VAN-Small + Light-Ham head (ham 512)", lambda: lightham_van("small"),
+               Published(14.7, 21.4, **_VAN_FLOPS)),
+        Preset("lightham-van-base", "VAN-Base + Light-Ham head (ham 512)", lambda: lightham_van("base"),
+               Published(27.4, 34.4, **_VAN_FLOPS)),
+    ]
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise KeyError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset_cfg(name: str) -> dict[str, Any]:
+    """A fresh mmseg model config for the preset (a deep copy: edit it freely)."""
+    return copy.deepcopy(get_preset(name).config())
+
+
+def build_from_cfg(cfg: dict[str, Any]) -> nn.Module:
+    """Build an mmseg model config in eval mode (random weights: nothing is downloaded)."""
+    import hambench.heads  # noqa: F401  (registers ContextHead / LightContextHead)
+    import hambench.models.van  # noqa: F401  (registers VAN)
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+    model = MODELS.build(cfg)
+    return model.eval()
+
+
+def build_preset(name: str) -> nn.Module:
+    """Build the preset's mmseg segmentor in eval mode."""
+    return build_from_cfg(preset_cfg(name))
+
+
+def count_params(model: nn.Module) -> int:
+    """All parameters, trainable or not, auxiliary heads included (the published convention)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+class InferencePath(nn.Module):
+    """What the published FLOPs count: backbone -> decode head(s) -> bilinear resize of the
+    logits to the input size (old mmseg's ``forward_dummy``). The auxiliary head, used only in
+    training, is not run (its parameters still count)."""
+
+    def __init__(self, segmentor: nn.Module) -> None:
+        super().__init__()
+        self.segmentor = segmentor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # encode_decode = backbone -> decode head(s) `predict` (DAHead keeps only its fused output)
+        # -> resize to img_shape.
+        metas = [dict(img_shape=tuple(x.shape[2:]))] * x.shape[0]
+        return self.segmentor.encode_decode(x, metas)  # (B, classes, H, W)
