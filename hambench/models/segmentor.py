@@ -208,8 +208,11 @@ def build_segmentor(
 ) -> nn.Module:
     """Build the model of :func:`segmentor_cfg` (weights initialised, pretrained ones loaded)."""
     from mmengine.config import ConfigDict
+    from mmengine.logging import MMLogger
     from mmseg.registry import MODELS
 
+    # The current mmengine logger at WARNING: init_weights would otherwise print one report per parameter.
+    MMLogger.get_instance("hambench", log_level="WARNING")
     register_all()
     cfg = segmentor_cfg(backbone, context, context_cfg=context_cfg, num_classes=num_classes, head=head,
                         aux_head=aux_head, pretrained=pretrained, norm=norm)
