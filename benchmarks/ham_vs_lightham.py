@@ -20,15 +20,15 @@ counts the tensors autograd keeps for the backward pass (torch.autograd.graph.sa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.utils.benchmark as benchmark
 from torch import nn
+
+from hambench.io import atomic_write_json
 
 
 def mmseg_rows(channels: int, rank: int, steps: int) -> dict[str, nn.Module]:
@@ -140,11 +140,8 @@ def main() -> None:
         print(f"{ours:<28} / {theirs:<28} {by_name[ours] / by_name[theirs]:.2f}x time")
     print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
-    if args.json:  # atomically: a temp file in the same folder, then rename
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=args.json.parent, delete=False, suffix=".tmp") as f:
-            json.dump(results, f, indent=2)
-        os.replace(f.name, args.json)
+    if args.json:
+        atomic_write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from hambench.io import atomic_write
 from hambench.memory import LiveTensorBytes, peak_memory
 from hambench.registry import build_module, get_spec
 
@@ -518,20 +517,10 @@ def to_frame(rows: list[dict[str, Any]]) -> "pandas.DataFrame":  # noqa: F821
 
 
 def write_table(df: "pandas.DataFrame", path: str | Path) -> Path:  # noqa: F821
-    """Write ``df`` to .parquet or .csv atomically (temp file in the same folder, then rename)."""
+    """Write ``df`` to .parquet or .csv atomically."""
     path = Path(path)
     if path.suffix not in (".parquet", ".csv"):
         raise ValueError(f"--out must end in .parquet or .csv, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if path.suffix == ".parquet":
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))

@@ -43,6 +43,7 @@ import pyarrow.fs
 import ray
 from ray import tune
 
+from hambench.io import atomic_write, atomic_write_json, atomic_write_text
 from hambench.registry import load_plugin
 from hambench.suite import Suite, Trial, expand, load_suite, resolve_suite_path, smoke, suite_to_yaml
 
@@ -81,26 +82,6 @@ class RunOptions:
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` then rename over ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -542,33 +523,18 @@ def _data_root(name: str, task: str, opts: RunOptions, fixture_dir: Path) -> Pat
         if name == "synthetic-shapes":
             return None  # rendered in memory
         if opts.smoke:
+            from hambench.data.image_folder import make_image_folder_fixture
+
             return make_image_folder_fixture(fixture_dir)
         if opts.data_root is None:
             raise SuiteRunError(f"data {name!r} needs --data-root DIR (one folder of images per class)")
         return Path(opts.data_root)
-    from hambench.data import make_ade20k_fixture, prepare_data
+    from hambench.data import make_fixture, prepare_data
 
     if opts.smoke and name != "synthetic-context":
         # A tiny generated set in the real set's layout: the whole path runs without the data set.
-        if name != "ade20k":
-            raise SuiteRunError(f"--smoke: no fixture generator for data set {name!r} (only ade20k and synthetic-context)")
-        return make_ade20k_fixture(fixture_dir, n_train=4, n_val=2, size=64, seed=0)
+        return make_fixture(name, fixture_dir, n_train=4, n_val=2, size=64, seed=0)
     return prepare_data(name, None if name == "synthetic-context" else opts.data_root, seed=0)
-
-
-def make_image_folder_fixture(root: Path, classes: int = 3, per_class: int = 4, size: int = 48, seed: int = 0) -> Path:
-    """A tiny class-folder image set (ImageNet's ``train/<class>/*.JPEG`` layout) for ``--smoke``."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = root / f"n{c:08d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-            Image.fromarray(image).save(folder / f"n{c:08d}_{i}.JPEG", quality=90)
-    return root
 
 
 def _check_task_options(trials: list[Trial]) -> None:
@@ -622,7 +588,7 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
     storage = (opts.storage or str(run_dir)).rstrip("/")
     experiment = meta.get("experiment") or f"{storage}/tune-{suite.name}-{run_dir.name}"  # a path or a URI
     if not opts.resume:
-        _write_text(run_dir / "suite.yaml", suite_to_yaml(resolved))
+        atomic_write_text(run_dir / "suite.yaml", suite_to_yaml(resolved))
     data_roots = {} if suite.task == "profile" else _prepare_data(trials, opts, run_dir)
 
     ray_tmp = tempfile.mkdtemp(prefix="hb-ray-")  # short: Ray's socket paths must stay < 108 chars
@@ -635,7 +601,7 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
             source=source, smoke=opts.smoke, only=opts.only, experiment=experiment, versions=_versions(),
             nodes=_nodes(), trials=len(trials), resumed=opts.resume, command=" ".join(sys.argv),
         )
-        _write_text(meta_path, json.dumps(meta, indent=2))
+        atomic_write_json(meta_path, meta)
         done_uri = f"{experiment}/done"
         progress = Progress(trials, resolved.metrics, done_uri, enabled=opts.progress)
         tuner = _tuner(experiment, suite, trials, opts, progress, {
@@ -660,7 +626,7 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
         _write_parquet(run_dir / "profile.parquet", prof)
     _write_parquet(run_dir / "history.parquet", hist)
     meta.update(finished=dt.datetime.now().isoformat(timespec="seconds"), status_counts=table["status"].value_counts().to_dict())
-    _write_text(meta_path, json.dumps(meta, indent=2))
+    atomic_write_json(meta_path, meta)
     if opts.report:
         _render_report(run_dir)
     return run_dir

@@ -12,7 +12,6 @@ import html
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,6 +20,7 @@ import plotly
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from hambench.io import atomic_write_text
 from hambench.reports.figures import build_figures, si, with_macs
 from hambench.reports.runs import Runs, load_references, load_runs
 
@@ -297,24 +297,11 @@ def default_out(run_dirs: list[Path]) -> Path:
     return (dirs[0] if len(dirs) == 1 else Path(os.path.commonpath(dirs))) / "report.html"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def render_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     """Render one self-contained HTML report from one or more run directories; returns its path."""
     runs = load_runs([Path(d) for d in run_dirs])
     references = load_references()
     figures = build_figures(runs.results, runs.profile, references)
     path = Path(out) if out is not None else default_out(run_dirs)
-    write_atomic(path, report_html(runs, figures, references))
+    atomic_write_text(path, report_html(runs, figures, references))
     return path

@@ -10,7 +10,7 @@ import torch
 
 from hambench.cli.main import main
 from hambench.cli.train import parse_crop, parse_options
-from hambench.data import DataLayoutError, make_ade20k_fixture, prepare_data
+from hambench.data import DATASETS, DataLayoutError, make_ade20k_fixture, make_fixture, prepare_data
 from hambench.models.segmentor import build_segmentor, segmentor_cfg
 from hambench.tasks.seg import SegConfig, train_seg
 
@@ -93,6 +93,23 @@ def test_malformed_data_root_names_the_missing_path(tmp_path, ade_root) -> None:
     (tmp_path / "voc" / "JPEGImages").mkdir(parents=True)
     with pytest.raises(DataLayoutError, match=r"voc/SegmentationClass is missing"):
         prepare_data("voc-aug", tmp_path / "voc", 0)
+
+
+@pytest.mark.parametrize("name", ["voc-aug", "pascal-context"])
+def test_fixture_has_the_real_layout_and_trains(name, tmp_path) -> None:
+    root = make_fixture(name, tmp_path / name, n_train=2, n_val=2, size=32)
+    assert prepare_data(name, root, 0) == root
+    spec = DATASETS[name]
+    for split in ("train", "val"):  # every stem of a split file has its image and its label
+        prefix = getattr(spec, split)["data_prefix"]
+        stems = (root / getattr(spec, split)["ann_file"]).read_text().split()
+        assert len(stems) == 2
+        assert all((root / prefix["img_path"] / f"{s}.jpg").is_file() for s in stems)
+        assert all((root / prefix["seg_map_path"] / f"{s}.png").is_file() for s in stems)
+    metrics = train_seg(tiny_cfg(root, tmp_path / "run", data=name, iters=2, eval_interval=2))
+    assert metrics["iters"] == 2 and 0 <= metrics["mIoU"] <= 100
+    class_names = [k[len("IoU."):] for k in metrics if k.startswith("IoU.")]
+    assert len(class_names) == spec.num_classes  # read with the real class list (21 for VOC, 59 for Context)
 
 
 # --------------------------------------------------------------------------- training

@@ -206,3 +206,21 @@ def test_cli_show_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.Captu
     path = write(tmp_path, MINIMAL.replace("task: seg", "task: dance"))
     assert main(["suites", "show", str(path)]) == 2
     assert f"{path}: invalid suite" in capsys.readouterr().out
+
+
+def test_cli_show_voc_ablation_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["suites", "show", "voc-ablation", "--smoke"]) == 0
+    out = capsys.readouterr().out
+    trials = expand(load_suite("voc-ablation"), smoke_run=True)
+    assert f"{len(trials)} trials" in out and "voc-aug" in out and "(seg, smoke)" in out
+
+
+def test_cli_parser_imports_no_heavy_backend() -> None:
+    """`hambench --help` builds every sub-command's parser: Ray, mmseg and torchmetrics load only when a command runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hambench.cli.main as m; m.build_parser(); "
+            "print(' '.join(sorted({n.split('.')[0] for n in sys.modules} & {'ray', 'mmseg', 'mmcv', 'mmengine', 'torchmetrics'})))")
+    heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert heavy == ""

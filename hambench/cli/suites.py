@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hambench.suite import SuiteError, expand, load_suite, resolve_suite_path, shipped_suites
-from hambench.tuning import DEVICE_RESOURCE, trial_resources
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -43,6 +42,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from hambench.tuning import DEVICE_RESOURCE, trial_resources  # imports ray: only when showing
+
     try:
         suite = load_suite(args.suite)
         trials = expand(suite, smoke_run=args.smoke, only=args.only, source=str(resolve_suite_path(args.suite)))

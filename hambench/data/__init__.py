@@ -17,6 +17,7 @@ from hambench.data.datasets import (
     DatasetSpec,
     check_layout,
     make_ade20k_fixture,
+    make_fixture,
 )
 from hambench.data.synthetic_context import CLASSES as SYNTHETIC_CLASSES
 from hambench.data.synthetic_context import PALETTE as SYNTHETIC_PALETTE
@@ -61,6 +62,7 @@ __all__ = [
     "check_layout",
     "dataset_spec",
     "make_ade20k_fixture",
+    "make_fixture",
     "make_synthetic_context",
     "prepare_data",
 ]

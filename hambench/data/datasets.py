@@ -1,4 +1,4 @@
-"""The real data sets' on-disk layouts, checked before training starts, and a tiny ADE20K fixture.
+"""The real data sets' on-disk layouts, checked before training starts, and tiny fixtures in each layout.
 
 Each data set is described by a ``DatasetSpec``: the mmseg dataset class that reads it, the
 folders and split files it needs, and its class count. ``check_layout`` fails with a
@@ -106,35 +106,58 @@ def check_layout(name: str, root: str | Path) -> Path:
     return root
 
 
-def make_ade20k_fixture(
-    root: str | Path, n_train: int = 8, n_val: int = 4, size: int = 32, seed: int = 0
-) -> Path:
-    """Write a tiny data set in the exact ``ADEChallengeData2016`` layout and return its root.
+# Fixture file names: "<prefix>_train_00000000.jpg", "<prefix>_valid_00000000.jpg".
+FIXTURE_PREFIX = {"ade20k": "ADE", "voc-aug": "VOC", "pascal-context": "PC"}
 
-    Images are random blocks of colour; annotations use values 0..150 (0 = "other", ignored
-    after reduce-zero-label) so the real ADE20K loader, transforms and ``IoUMetric`` all run.
+
+def _fixture_sample(rng: np.random.Generator, size: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 4x4 grid of labelled blocks, each with its own colour: (size, size, 3) image, (size, size) label."""
+    blocks = rng.choice(values, size=(4, 4)).astype(np.uint8)
+    label = np.kron(blocks, np.ones((size // 4, size // 4), dtype=np.uint8))
+    colours = rng.integers(0, 256, size=(256, 3)).astype(np.uint8)
+    return colours[label], label
+
+
+def make_fixture(name: str, root: str | Path, n_train: int = 8, n_val: int = 4, size: int = 32, seed: int = 0) -> Path:
+    """Write a tiny data set in the exact on-disk layout of data set ``name`` and return its root.
+
+    The layout is read off ``DATASETS[name]`` (the folders and split files the mmseg dataset class
+    reads), so the fixture passes ``check_layout`` and the real loader, transforms and
+    ``IoUMetric`` all run. Label values are the set's own: 0 = "other" (ignored after
+    reduce-zero-label) and 1..num_classes, or 0..num_classes-1 plus 255 (ignored) for VOC.
     Written to a temporary sibling and renamed into place.
     """
+    if name not in DATASETS:
+        raise ValueError(f"no fixture generator for data set {name!r}; choose one of {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    values = np.arange(spec.num_classes + 1) if spec.reduce_zero_label else np.r_[np.arange(spec.num_classes), 255]
     root = Path(root)
     rng = np.random.default_rng(seed)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
-        for split, n in (("training", n_train), ("validation", n_val)):
-            (tmp / "images" / split).mkdir(parents=True)
-            (tmp / "annotations" / split).mkdir(parents=True)
-            for i in range(n):
-                # a 4x4 grid of labelled blocks, each with its own colour
-                blocks = rng.integers(0, 151, size=(4, 4)).astype(np.uint8)
-                label = np.kron(blocks, np.ones((size // 4, size // 4), dtype=np.uint8))
-                colours = rng.integers(0, 256, size=(151, 3)).astype(np.uint8)
-                image = colours[label]
-                stem = f"ADE_{split[:5]}_{i:08d}"
-                Image.fromarray(image).save(tmp / "images" / split / f"{stem}.jpg", quality=95)
-                Image.fromarray(label).save(tmp / "annotations" / split / f"{stem}.png")
+        for split, tag, n in (("train", "train", n_train), ("val", "valid", n_val)):
+            prefix = getattr(spec, split)["data_prefix"]
+            images, labels = tmp / prefix["img_path"], tmp / prefix["seg_map_path"]
+            images.mkdir(parents=True, exist_ok=True)
+            labels.mkdir(parents=True, exist_ok=True)
+            stems = [f"{FIXTURE_PREFIX[name]}_{tag}_{i:08d}" for i in range(n)]
+            for stem in stems:
+                image, label = _fixture_sample(rng, size, values)
+                Image.fromarray(image).save(images / f"{stem}.jpg", quality=95)
+                Image.fromarray(label).save(labels / f"{stem}.png")
+            if "ann_file" in getattr(spec, split):  # a split file: one image stem per line
+                ann_file = tmp / getattr(spec, split)["ann_file"]
+                ann_file.parent.mkdir(parents=True, exist_ok=True)
+                ann_file.write_text("".join(f"{stem}\n" for stem in stems))
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return check_layout(name, root)
+
+
+def make_ade20k_fixture(root: str | Path, n_train: int = 8, n_val: int = 4, size: int = 32, seed: int = 0) -> Path:
+    """A tiny data set in the exact ``ADEChallengeData2016`` layout (see ``make_fixture``)."""
+    return make_fixture("ade20k", root, n_train, n_val, size, seed)

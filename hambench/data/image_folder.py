@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
@@ -26,3 +28,15 @@ def image_folder(root: str | Path, res: int) -> ImageFolder:
         return ImageFolder(root, transform=transform)
     except FileNotFoundError as exc:  # no class folder, or no image in any of them
         raise DataLayoutError(f"image folder {root}: {exc}; expected the layout:\n{IMAGE_FOLDER_LAYOUT}") from exc
+
+
+def make_image_folder_fixture(root: Path, classes: int = 3, per_class: int = 4, size: int = 48, seed: int = 0) -> Path:
+    """A tiny class-folder image set (ImageNet's ``train/<class>/*.JPEG`` layout) for ``--smoke``."""
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        folder = root / f"n{c:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+            Image.fromarray(image).save(folder / f"n{c:08d}_{i}.JPEG", quality=90)
+    return root

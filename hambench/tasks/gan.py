@@ -15,9 +15,7 @@ published FIDs.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision.utils import make_grid, save_image
 
 from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
+from hambench.io import atomic_write, atomic_write_json
 from hambench.registry import load_plugin
 from hambench.tasks.gan_models import Discriminator, Generator, check_resolutions, default_context_res
 
@@ -263,20 +262,10 @@ class Evaluator:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _atomic_save(obj: object, path: Path, save: Callable[[object, str], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save(obj, str(tmp))
-    os.replace(tmp, path)
-
-
-def _write_json(obj: object, path: Path) -> None:
-    _atomic_save(obj, path, lambda o, p: Path(p).write_text(json.dumps(o, indent=2)))
-
-
 def save_samples(images: torch.Tensor, path: Path, nrow: int) -> None:
     """A grid of generated images (uint8), for a look at what G draws."""
     grid = make_grid(images.float() / 255, nrow=nrow, padding=1)
-    _atomic_save(grid, path, lambda g, p: save_image(g, p, format="png"))
+    atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
 
 
 def _check_resumable(saved: dict, cfg: GanConfig, path: Path) -> None:
@@ -364,7 +353,7 @@ def train_gan(cfg: GanConfig, callback: Callable[[dict, str | None], None] | Non
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         }
-        _atomic_save(state, ckpt_path, torch.save)
+        atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
 
     # 3. The loop: D step, G step, EMA; evaluate + checkpoint + report every eval_interval.
     t0, images_seen, resumed_seconds = time.perf_counter(), 0, seconds
@@ -406,7 +395,7 @@ def train_gan(cfg: GanConfig, callback: Callable[[dict, str | None], None] | Non
             scores = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("iter", "seconds"))
             print(f"eval iter {it}/{cfg.iters}  {scores}", flush=True)
             checkpoint(it)
-            _write_json(history, work_dir / "history.json")
+            atomic_write_json(work_dir / "history.json", history)
             save_samples(samples, work_dir / "samples.png", nrow=evaluator.grid_columns)
             if callback is not None:
                 callback(dict(metrics), str(ckpt_path))
@@ -419,5 +408,5 @@ def train_gan(cfg: GanConfig, callback: Callable[[dict, str | None], None] | Non
         images_per_s=images_seen / session_seconds if images_seen and session_seconds > 0 else float("nan"),
         params_g=sum(p.numel() for p in G.parameters()), params_d=sum(p.numel() for p in D.parameters()),
     )
-    _write_json(final, work_dir / "metrics.json")
+    atomic_write_json(work_dir / "metrics.json", final)
     return final

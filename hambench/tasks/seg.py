@@ -11,9 +11,7 @@ The CLI (``hambench train seg``) and the suite's trials both call ``train_seg``.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from mmengine.config import ConfigDict
 from mmengine.hooks import Hook
 
 from hambench.data import dataset_spec, prepare_data
+from hambench.io import atomic_write_json
 from hambench.models.segmentor import register_all, segmentor_cfg
 from hambench.registry import load_plugin
 
@@ -290,7 +289,7 @@ def _write_worker_summary(runner: Any, progress: ProgressHook) -> None:
     (equal on every worker when gradients were all-reduced)."""
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
     checksum = sum(float(p.detach().double().sum()) for p in model.parameters())
-    save_json(Path(runner.work_dir) / f"worker{runner.rank}.json", dict(
+    atomic_write_json(Path(runner.work_dir) / f"worker{runner.rank}.json", dict(
         rank=runner.rank, world_size=runner.world_size, iters_run=progress.iters_run,
         images=progress.iters_run * runner.train_dataloader.batch_size,
         distinct_images=sorted(progress.image_paths), param_checksum=checksum,
@@ -317,11 +316,3 @@ def train_seg(cfg: SegConfig, callback: Callback | None = None) -> dict:
 
         return train_seg_ddp(cfg, callback)
     return run_seg(cfg, callback)
-
-
-def save_json(path: str | Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
