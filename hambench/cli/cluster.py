@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from rich.console import Console
 from rich.table import Table
+
+from hambench.cli import console
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -52,12 +53,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _print_report(report) -> None:
-    # Piped output (CI logs, tee) gets a wide table rather than rich's default 80 columns.
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
+    out = console()
     versions = report.driver["versions"]
-    console.print(
+    out.print(
         f"Ray cluster at {report.address}: {len(report.nodes)} node(s); driver on {report.driver['hostname']} "
         f"(hambench {versions['hambench']}, torch {versions['torch']}, ray {versions['ray']}, "
         f"python {versions['python']})"
@@ -78,13 +76,13 @@ def _print_report(report) -> None:
             n.storage,
             "[green]ok[/green]" if not n.problems else f"[red]{len(n.problems)} problem(s)[/red]",
         )
-    console.print(table)
+    out.print(table)
     for problem in report.problems:
-        console.print(f"[red]FAIL[/red] {problem}", highlight=False, soft_wrap=True)
+        out.print(f"[red]FAIL[/red] {problem}", highlight=False, soft_wrap=True)
     if report.ok:
-        console.print(f"[green]cluster ready[/green]: {len(report.nodes)} node(s) passed every check")
+        out.print(f"[green]cluster ready[/green]: {len(report.nodes)} node(s) passed every check")
     else:
-        console.print(f"[red]cluster not ready[/red]: {len(report.problems)} problem(s)")
+        out.print(f"[red]cluster not ready[/red]: {len(report.problems)} problem(s)")
 
 
 def _gpus(node) -> str:

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
+
+from hambench.cli import console
 
 from hambench.registry import list_modules, load_plugin, module_names
 
@@ -35,7 +36,7 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for s in specs:
         table.add_row(s.name, s.family, s.complexity, s.paper, s.source)
-    Console().print(table)
+    console().print(table)
     return 0
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hambench.cli import console
+
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
@@ -108,17 +110,17 @@ def run_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_finite(r) for r in rows], indent=2, default=str, allow_nan=False))
         return 0
-    console = Console()
-    console.print(_table(rows))
+    out = console()
+    out.print(_table(rows))
     if exponents:
-        console.print(_exponent_table(exponents))
+        out.print(_exponent_table(exponents))
     if args.model:
-        console.print(_published_table(rows[0]))
+        out.print(_published_table(rows[0]))
     if args.breakdown:
         for row in rows:
-            console.print(_breakdown_table(row))
+            out.print(_breakdown_table(row))
     if args.out:
-        console.print(f"wrote {len(rows)} row(s) to {args.out}")
+        out.print(f"wrote {len(rows)} row(s) to {args.out}")
     return 0
 
 
@@ -197,5 +199,5 @@ def _list_models() -> int:
         pub = p.published
         table.add_row(p.name, p.description, f"{pub.params_m}M", f"{pub.flops_g}G",
                       f"{pub.flops_convention} at {pub.flops_size[0]}x{pub.flops_size[1]}")
-    Console().print(table)
+    console().print(table)
     return 0

@@ -6,8 +6,9 @@ import argparse
 import json
 
 import yaml
-from rich.console import Console
 from rich.table import Table
+
+from hambench.cli import console
 
 from hambench.suite import SuiteError, expand, load_suite, resolve_suite_path, shipped_suites
 
@@ -37,7 +38,7 @@ def run_list(args: argparse.Namespace) -> int:
             table.add_row(name, suite.task, str(len(expand(suite))), suite.description.strip())
         except SuiteError as exc:
             table.add_row(name, "?", "?", f"[red]{exc}[/red]")
-    Console().print(table)
+    console().print(table)
     return 0
 
 
@@ -53,10 +54,8 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([t.model_dump(mode="json") for t in trials], indent=2))
         return 0
-    console = Console()
-    if not console.is_terminal:  # piped: do not squeeze the table to 80 columns
-        console = Console(width=220)
-    console.print(f"[bold]{suite.name}[/bold] ({suite.task}{', smoke' if args.smoke else ''}): {suite.description.strip()}")
+    out = console()
+    out.print(f"[bold]{suite.name}[/bold] ({suite.task}{', smoke' if args.smoke else ''}): {suite.description.strip()}")
     table = Table(title=f"{len(trials)} trials")
     for col in ("trial", "module", "options", "backbone", "data", "seed", "budget", "resources"):
         table.add_column(col)
@@ -70,7 +69,7 @@ def run_show(args: argparse.Namespace) -> int:
         res += ", node alone" if trial_resources({"trial": t.model_dump()})[DEVICE_RESOURCE] == 1 else ""
         table.add_row(t.trial_id, t.module, yaml.safe_dump(t.options, default_flow_style=True).strip() if t.options else "",
                       t.backbone, t.data, str(t.seed), budget, res)
-    console.print(table)
+    out.print(table)
     if suite.pareto:
-        console.print("pareto axes: " + "; ".join(f"{a.y} vs {a.x}" for a in suite.pareto))
+        out.print("pareto axes: " + "; ".join(f"{a.y} vs {a.x}" for a in suite.pareto))
     return 0
