@@ -1,16 +1,17 @@
 """``synthetic-context``: a segmentation task that cannot be solved without global context.
 
-Every image holds one **key** (a large cross) and several discs and squares, on a textured grey
-background. Each object's colour is drawn from a palette; an object whose colour is the key's
-colour is labelled **match**, any other object **other**. Classes::
+Every image holds several light-grey **objects** (discs and squares of varied size) on a textured
+dark-grey background, and one small **key** (a cross) in one of three colours. Every object pixel,
+and every key pixel, is labelled with the **group** named by the key's colour. Classes::
 
-    0 background   1 key   2 match   3 other
+    0 background   1 group-red   2 group-green   3 group-blue
 
-An object and its surroundings say nothing about its label: about half the objects match, every
-colour is the key colour in some images and not in others, and the key is anywhere in the image.
-The label is decided by a small region that is usually far away, which is what a global context
-module (attention, or a matrix decomposition that groups pixels by colour) can look up and a
-small receptive field cannot.
+All objects look the same in every image, so an object's own pixels and its neighbourhood say
+nothing about its group: the group is decided by the key, a small region placed at least
+``MIN_KEY_DISTANCE`` pixels from every object. A module that aggregates the whole image
+(attention, a matrix decomposition, even global pooling) can broadcast the key's colour to every
+object; a head without context only sees the key from objects close to it, and must guess (one
+chance in three) for the rest.
 
 On disk it is the ``ADEChallengeData2016`` layout (``images/{training,validation}/*.jpg``,
 ``annotations/{training,validation}/*.png``; annotation 0 = "other" is unused and
@@ -27,31 +28,41 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CLASSES = ("background", "key", "match", "other")
-PALETTE = [[64, 64, 64], [255, 255, 255], [230, 60, 60], [60, 120, 230]]
-VERSION = 4  # bump when the generator changes: the cache key includes it
+CLASSES = ("background", "group-red", "group-green", "group-blue")
+PALETTE = [[64, 64, 64], [230, 60, 60], [60, 180, 60], [60, 120, 230]]
+VERSION = 5  # bump when the generator changes: the cache key includes it
 
-# Object colours: far apart, and far from the grey background, so that JPEG keeps them apart.
-OBJECT_COLOURS = np.array([[220, 40, 40], [40, 180, 40], [40, 80, 230]], dtype=np.float32)
-MATCH_PROBABILITY = 0.5  # each object has the key's colour with this probability
+# The key's colours (one per group): far apart, and far from the greys, so that JPEG keeps them apart.
+KEY_COLOURS = np.array([[220, 40, 40], [40, 180, 40], [40, 80, 230]], dtype=np.float32)
+OBJECT_GREY = 200.0  # every object, whatever its group
+MIN_KEY_DISTANCE = 0.4  # objects keep at least this fraction of the image size from the key's centre
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("HAMBENCH_CACHE", Path.home() / ".cache" / "hambench"))
 
 
-def _place_objects(rng: np.random.Generator, size: int, radii: list[int]) -> list[tuple[int, int]]:
-    """Centres of objects with half-widths ``radii`` that neither overlap nor touch."""
+def _place_objects(
+    rng: np.random.Generator, size: int, radii: list[int], key: tuple[int, int], min_key_distance: float
+) -> list[tuple[int, int]]:
+    """Centres of objects with half-widths ``radii`` that neither overlap nor touch each other, each
+    at least ``min_key_distance`` pixels (Euclidean, centre to centre) from the key's centre.
+
+    Objects are placed in order by rejection sampling; when the tries run out (a central key
+    leaves little room) the objects not yet placed are left out, so fewer may come back."""
     centres: list[tuple[int, int]] = []
     for _ in range(1000 * len(radii)):
         if len(centres) == len(radii):
             break
         r = radii[len(centres)]
         y, x = rng.integers(r, size - r, size=2)
-        if all(max(abs(y - cy), abs(x - cx)) > r + radii[j] + 2 for j, (cy, cx) in enumerate(centres)):
+        far_from_key = (y - key[0]) ** 2 + (x - key[1]) ** 2 >= min_key_distance**2
+        apart = all(max(abs(y - cy), abs(x - cx)) > r + radii[j] + 2 for j, (cy, cx) in enumerate(centres))
+        if far_from_key and apart:
             centres.append((int(y), int(x)))
-    if len(centres) < len(radii):
-        raise ValueError(f"cannot place {len(radii)} objects of half-widths {radii} in a {size}x{size} image")
+    if not centres:
+        raise ValueError(f"cannot place any object of half-widths {radii} in a {size}x{size} image "
+                         f"at {min_key_distance:.0f} px from a key at {key}")
     return centres
 
 
@@ -68,28 +79,29 @@ def _object_mask(size: int, centre: tuple[int, int], radius: int, shape: str) ->
 
 def make_sample(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
     """One (image (H, W, 3) uint8, annotation (H, W) uint8 in {1, 2, 3, 4}) pair."""
-    radius = max(3, size // 12)
-    n_objects = int(rng.integers(3, 7))  # 3..6 objects besides the key
-    key_colour = int(rng.integers(len(OBJECT_COLOURS)))
-    others = [c for c in range(len(OBJECT_COLOURS)) if c != key_colour]
-    matches = rng.random(n_objects) < MATCH_PROBABILITY
-    colours = [key_colour if m else int(rng.choice(others)) for m in matches]
+    group = int(rng.integers(len(KEY_COLOURS)))  # the key's colour decides every object's class
+    n_objects = int(rng.integers(4, 8))  # 4..7 objects besides the key
+    radii = [int(r) for r in rng.integers(max(2, size // 24), max(3, size // 10) + 1, size=n_objects)]
     shapes = rng.choice(["disc", "square"], size=n_objects)
 
-    # Background: grey with low-frequency shading and pixel noise, so "no object" is not one colour.
-    shade = rng.uniform(90, 160) + rng.normal(0, 6, size=(size // 8 + 1, size // 8 + 1))
+    # Background: dark grey with low-frequency shading and pixel noise, so "no object" is not one colour.
+    shade = rng.uniform(70, 130) + rng.normal(0, 8, size=(size // 8 + 1, size // 8 + 1))
     shade = np.kron(shade, np.ones((8, 8)))[:size, :size]
     image = np.repeat(shade[..., None], 3, axis=2) + rng.normal(0, 4, size=(size, size, 3))
     label = np.ones((size, size), dtype=np.uint8)  # 1 = background
+    cls = 2 + group  # annotation of every object and key pixel
 
-    key_radius = radius * 3 // 2  # the key is a large cross: easy to tell from the objects
-    key_centre, *centres = _place_objects(rng, size, [key_radius] + [radius] * n_objects)
-    painted = [(key_centre, key_radius, "cross", key_colour, 2)]
-    painted += [(c, radius, str(s), colour, 3 if m else 4) for c, s, colour, m in zip(centres, shapes, colours, matches)]
-    for centre, r, shape, colour, cls in painted:
-        mask = _object_mask(size, centre, r, shape)
-        image[mask] = OBJECT_COLOURS[colour] + rng.normal(0, 6, size=(int(mask.sum()), 3))
+    # The key: a small cross anywhere; the objects: away from it, mostly beyond a local receptive field.
+    key_radius = max(3, size // 16)
+    key_centre = tuple(int(v) for v in rng.integers(key_radius, size - key_radius, size=2))
+    centres = _place_objects(rng, size, radii, key_centre, MIN_KEY_DISTANCE * size)
+    for centre, r, shape in zip(centres, radii, shapes):  # the objects placed (all but rarely)
+        mask = _object_mask(size, centre, r, str(shape))
+        image[mask] = OBJECT_GREY + rng.normal(0, 6, size=(int(mask.sum()), 3))
         label[mask] = cls
+    mask = _object_mask(size, key_centre, key_radius, "cross")
+    image[mask] = KEY_COLOURS[group] + rng.normal(0, 6, size=(int(mask.sum()), 3))
+    label[mask] = cls
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 

@@ -91,7 +91,7 @@ class SegConfig:
 
 def _pipelines(data: str, crop: tuple[int, int]) -> tuple[list[dict], list[dict]]:
     """Train and validation transforms. synthetic-context is generated at the crop size and only
-    flipped (scaling would change the objects' areas, which define the labels); the real sets
+    flipped (scaling would move objects relative to the key); the real sets
     use mmseg's standard recipe (random resize 0.5-2x around (4*crop_h, crop_h), crop, flip,
     photometric distortion)."""
     load = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
