@@ -344,6 +344,8 @@ class Progress(tune.Callback):
         self.finish(trial, failed=True)
 
     def observe(self, result: dict[str, Any], module: str, family: str) -> None:
+        if result.get("sweep_size") is not None:
+            return  # an n-sweep step: its costs are at another size than the suite's shape
         for m in self.metrics:
             value = result.get(m)
             if not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -169,3 +169,12 @@ def test_entry_point_registers_a_module(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     spec = json.loads(out.stdout.strip().splitlines()[-1])
     assert spec["source"] == "entry-point:my-ctx" and spec["family"] == "other"
+
+
+def test_example_suite_benchmarks_the_plugin_like_the_built_ins():
+    from hambench.suite import expand, load_suite
+
+    hambench.load_plugin(EXAMPLE)
+    trials = expand(load_suite(REPO / "examples" / "my_suite.yaml"))
+    assert sorted((t.task, t.module) for t in trials) == [
+        ("profile", "none"), ("profile", "se-gate"), ("seg", "none"), ("seg", "se-gate")]
