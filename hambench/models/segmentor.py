@@ -195,18 +195,9 @@ def register_all() -> None:
     register_all_modules(init_default_scope=True)
 
 
-def build_segmentor(
-    backbone: str,
-    context: str,
-    *,
-    context_cfg: dict | None = None,
-    num_classes: int,
-    head: str = "context",
-    aux_head: bool = False,
-    pretrained: str | None = None,
-    norm: str = "BN",
-) -> nn.Module:
-    """Build the model of :func:`segmentor_cfg` (weights initialised, pretrained ones loaded)."""
+def build_segmentor(backbone: str, context: str, **options: Any) -> nn.Module:
+    """Build the model of :func:`segmentor_cfg` (same arguments; weights initialised, pretrained
+    ones loaded)."""
     from mmengine.config import ConfigDict
     from mmengine.logging import MMLogger
     from mmseg.registry import MODELS
@@ -214,8 +205,7 @@ def build_segmentor(
     # The current mmengine logger at WARNING: init_weights would otherwise print one report per parameter.
     MMLogger.get_instance("hambench", log_level="WARNING")
     register_all()
-    cfg = segmentor_cfg(backbone, context, context_cfg=context_cfg, num_classes=num_classes, head=head,
-                        aux_head=aux_head, pretrained=pretrained, norm=norm)
+    cfg = segmentor_cfg(backbone, context, **options)
     model = MODELS.build(ConfigDict(cfg))  # ConfigDict: mmseg reads test_cfg.mode as an attribute
     model.init_weights()
     return model
