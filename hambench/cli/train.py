@@ -8,12 +8,13 @@ metrics as one JSON object on the last line.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from typing import Any
 
 import yaml
+
+from hambench.cli.train_gan import add_subparser as add_gan_parser
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -79,8 +80,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = sub.add_parser("train", help="one training run (segmentation or GAN)")
     train_sub = p.add_subparsers(dest="train_command", required=True)
     add_seg_parser(train_sub, common)
-    if importlib.util.find_spec("hambench.cli.train_gan") is not None:  # engineer 5's `train gan`
-        importlib.import_module("hambench.cli.train_gan").add_subparser(train_sub, common)
+    add_gan_parser(train_sub, common)
 
 
 def run_seg_command(args: argparse.Namespace) -> int:
