@@ -6,6 +6,16 @@ takes ``channels`` plus keyword options. It joins the registry in one of three w
 - ``@register_module("name", family=..., paper=..., complexity=...)`` on the class (the zoo does this);
 - an entry point in the group ``hambench.modules`` whose target is imported (registering as it loads);
 - ``load_plugin("path/to/file.py")`` (the CLI's ``--plugin``), which executes the file.
+
+A registration may also declare
+
+- ``rules``: options whose default is worked out when the module is built, from the width
+  ``channels`` and the other options (a :class:`DefaultRule`, e.g. Hamburger's rank r = d / 8);
+- ``fixed`` (and ``hidden``): the class is a *variant* of its base class, the base's constructor
+  with some settings fixed (and some options not offered), so a family of variants shares one
+  constructor and one home for each default.
+
+:func:`resolve_options` returns exactly the keyword options a module is built with.
 """
 
 from __future__ import annotations
@@ -17,12 +27,41 @@ import inspect
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from torch import nn
 
 ENTRY_POINT_GROUP = "hambench.modules"
 FAMILIES = ("hamburger", "attention", "none", "other")
+
+
+@dataclass(frozen=True)
+class DefaultRule:
+    """An option's default that depends on the width, worked out each time the module is built.
+
+    ``compute``'s parameter names say what it reads: ``channels`` (the width the module is built
+    for) and any other option or fixed setting of the module, by name. For example Hamburger's
+    rank, the paper's d = 8r::
+
+        DefaultRule("(ham_channels or channels) // heads // 8, at least 1",
+                    lambda channels, ham_channels, heads: max(1, (ham_channels or channels) // heads // 8))
+
+    A value the user gives always wins over the rule.
+    """
+
+    description: str  # what `hambench modules list` shows in place of a value
+    compute: Callable[..., Any]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(inspect.signature(self.compute).parameters)
+
+    def __call__(self, values: Mapping[str, Any]) -> Any:
+        """The default, from ``values`` (``channels`` and the module's other settings by name)."""
+        return self.compute(**{name: values[name] for name in self.inputs})
+
+    def __repr__(self) -> str:  # error messages list options as name=default
+        return f"<{self.description}>"
 
 
 @dataclass(frozen=True)
@@ -35,7 +74,14 @@ class ModuleSpec:
     paper: str
     complexity: str
     source: str  # "hambench", "entry-point:<dist>" or the plugin file's path
-    defaults: dict[str, Any] = field(default_factory=dict)  # keyword options and their defaults
+    # Keyword options and their defaults: a value, or a DefaultRule worked out at build time.
+    defaults: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # a variant's settings of its base class
+
+    @property
+    def rules(self) -> dict[str, DefaultRule]:
+        """The options whose default is a rule of the width."""
+        return {k: v for k, v in self.defaults.items() if isinstance(v, DefaultRule)}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +92,7 @@ class ModuleSpec:
             "source": self.source,
             "class": f"{self.cls.__module__}.{self.cls.__qualname__}",
             "options": {k: _jsonable(v) for k, v in self.defaults.items()},
+            "fixed": {k: _jsonable(v) for k, v in self.fixed.items()},
         }
 
 
@@ -60,6 +107,8 @@ _loaded_entry_points = False
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, DefaultRule):
+        return f"rule: {value.description}"
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
@@ -84,21 +133,110 @@ def _constructor_defaults(cls: type[nn.Module]) -> dict[str, Any]:
     return defaults
 
 
+def _bind_fixed(cls: type[nn.Module], fixed: Mapping[str, Any], offered: Iterable[str]) -> None:
+    """Give the variant ``cls`` a constructor: its base's, with the ``fixed`` settings passed and
+    only the ``offered`` options accepted (its signature lists exactly those, for help() and us)."""
+    base_init = cls.__init__  # inherited: the base's constructor
+    signature = inspect.signature(base_init)
+    offered = set(offered)
+    params = [p for p in signature.parameters.values() if p.name in ("self", "channels") or p.name in offered]
+
+    def __init__(self: nn.Module, channels: int, **options: Any) -> None:
+        refused = sorted(set(options) - offered)
+        if refused:
+            raise TypeError(
+                f"{cls.__qualname__}() got unexpected option(s) {', '.join(refused)}; "
+                f"its options: {', '.join(p.name for p in params[2:])}"
+            )
+        base_init(self, channels, **fixed, **options)
+
+    __init__.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = base_init.__doc__
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _variant_defaults(
+    name: str, cls: type[nn.Module], fixed: Mapping[str, Any], hidden: Iterable[str]
+) -> dict[str, Any]:
+    """The options a variant offers: its base constructor's, less the fixed and hidden ones."""
+    if "__init__" in vars(cls):
+        raise RegistryError(
+            f"module {name!r}: a variant (fixed=...) is built by its base class's constructor; "
+            f"remove {cls.__qualname__}.__init__ or drop fixed="
+        )
+    base = _constructor_defaults(cls)
+    strangers = sorted((set(fixed) | set(hidden)) - set(base))
+    if strangers:
+        raise RegistryError(
+            f"module {name!r}: {', '.join(strangers)} not option(s) of the base constructor; "
+            f"its options: {', '.join(base)}"
+        )
+    return {k: v for k, v in base.items() if k not in fixed and k not in hidden}
+
+
+def _attach_rules(
+    name: str, defaults: dict[str, Any], fixed: Mapping[str, Any], rules: Mapping[str, DefaultRule]
+) -> dict[str, Any]:
+    """``defaults`` with each rule in place of its option's default. A rule that reads only fixed
+    settings has one value for the variant: it is worked out now, so listings show the number."""
+    defaults = dict(defaults)
+    for option, rule in rules.items():
+        if not isinstance(rule, DefaultRule):
+            raise RegistryError(f"module {name!r}: rules[{option!r}] must be a DefaultRule, got {rule!r}")
+        if option not in defaults:
+            raise RegistryError(
+                f"module {name!r}: rule for {option!r}, which is not one of its options ({', '.join(defaults)})"
+            )
+        readable = {"channels"} | set(fixed) | {k for k in defaults if k not in rules}
+        unreadable = sorted(set(rule.inputs) - readable)
+        if unreadable:
+            raise RegistryError(
+                f"module {name!r}: the rule for {option!r} reads {', '.join(unreadable)}; a rule may read "
+                "`channels`, fixed settings and options whose default is a plain value"
+            )
+        defaults[option] = rule(fixed) if set(rule.inputs) <= set(fixed) else rule
+    return defaults
+
+
 def register_module(
-    name: str, *, family: str, paper: str = "", complexity: str = "?"
+    name: str,
+    *,
+    family: str,
+    paper: str = "",
+    complexity: str = "?",
+    rules: Mapping[str, DefaultRule] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    hidden: Iterable[str] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register a context module under ``name``.
 
     ``family`` is one of ``hamburger``, ``attention``, ``none`` or ``other`` (it colours the
     reports); ``complexity`` is its cost in the number of pixels n, e.g. ``"O(n)"`` or ``"O(n^2)"``.
+
+    ``rules`` maps options to a :class:`DefaultRule`: their default is worked out from the width
+    when the module is built (see :func:`resolve_options`).
+
+    ``fixed`` makes the class a variant of its base class: it defines no constructor, the base's
+    runs with the ``fixed`` settings, and the variant offers the base's other options, less
+    ``hidden`` (options it has no use for; they keep the base's defaults).
     """
     if family not in FAMILIES:
         raise RegistryError(f"module {name!r}: family must be one of {FAMILIES}, got {family!r}")
+    fixed, hidden = dict(fixed or {}), tuple(hidden)
+    if hidden and not fixed:
+        raise RegistryError(f"module {name!r}: hidden= is for variants; give the fixed settings too (fixed=...)")
 
     def decorator(cls: type[nn.Module]) -> type[nn.Module]:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise RegistryError(f"module {name!r}: {cls!r} is not an nn.Module subclass")
-        spec = ModuleSpec(name, cls, family, paper, complexity, _current_source, _constructor_defaults(cls))
+        if fixed:
+            defaults = _variant_defaults(name, cls, fixed, hidden)
+            _bind_fixed(cls, fixed, defaults)
+        else:
+            defaults = _constructor_defaults(cls)
+        defaults = _attach_rules(name, defaults, fixed, rules or {})
+        spec = ModuleSpec(name, cls, family, paper, complexity, _current_source, defaults, fixed)
         old = _REGISTRY.get(name)
         if old is not None and old.cls.__qualname__ != cls.__qualname__:
             raise RegistryError(
@@ -177,11 +315,35 @@ def get_spec(name: str) -> ModuleSpec:
     return _REGISTRY[name]
 
 
-def build_module(name: str, channels: int, **options: Any) -> nn.Module:
-    """Build the registered module ``name`` for ``channels`` input channels."""
-    spec = get_spec(name)
+def _check_options(spec: ModuleSpec, options: Mapping[str, Any]) -> None:
     unknown = sorted(set(options) - set(spec.defaults))
     if unknown:
         valid = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "(none)"
-        raise RegistryError(f"module {name!r} has no option(s) {', '.join(unknown)}; valid options: {valid}")
-    return spec.cls(channels, **options)
+        raise RegistryError(f"module {spec.name!r} has no option(s) {', '.join(unknown)}; valid options: {valid}")
+
+
+def resolve_options(name: str, channels: int, **options: Any) -> dict[str, Any]:
+    """The keyword options the module ``name`` is built with at width ``channels``: its defaults,
+    with the user's ``options`` over them and each remaining rule worked out (in the
+    constructor's order). A fixed setting of a variant is not an option and is not included."""
+    spec = get_spec(name)
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise RegistryError(f"module {name!r}: channels must be a positive integer, got {channels!r}")
+    _check_options(spec, options)
+    values = {k: v for k, v in spec.defaults.items() if not isinstance(v, DefaultRule)} | options
+    known = {"channels": channels, **spec.fixed, **values}
+    for option, rule in spec.rules.items():
+        if option not in options:
+            try:
+                values[option] = rule(known)
+            except (ArithmeticError, TypeError, ValueError) as exc:  # a bad value of an option it reads
+                given = ", ".join(f"{k}={known[k]!r}" for k in rule.inputs)
+                raise RegistryError(
+                    f"module {name!r}: cannot work out {option} ({rule.description}) from {given}: {exc}"
+                ) from None
+    return {k: values[k] for k in spec.defaults}
+
+
+def build_module(name: str, channels: int, **options: Any) -> nn.Module:
+    """Build the registered module ``name`` for ``channels`` input channels."""
+    return get_spec(name).cls(channels, **resolve_options(name, channels, **options))

@@ -18,22 +18,27 @@ memory is O(1) in K. ``"bptt"`` back-propagates through every iteration, as mmse
 (its ``NMF2D`` has no ``no_grad``) does.
 
 Registered modules: ``ham-nmf``, ``ham-cd``, ``ham-vq`` (Hamburger V2), ``ham-nmf-v1`` (the paper's
-block, = mmseg's ``Hamburger``) and ``ham-nmf-v2plus``.
+block, = mmseg's ``Hamburger``) and ``ham-nmf-v2plus``: each is :class:`Hamburger` with its version and
+decomposition fixed. The rank defaults to the paper's d = 8r, relative to the ham's width.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import math
+from collections import Counter
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from hambench.registry import register_module
+from hambench.registry import DefaultRule, register_module
 
 __all__ = [
     "nmf", "vq", "cd", "nmf_factors", "vq_factors", "cd_factors", "FACTORIZERS", "random_bases",
+    "paper_rank", "soft_assignment", "SubnormalCounter",
     "MatrixDecomposition2d", "Hamburger",
     "HamNMF", "HamCD", "HamVQ", "HamNMFV1", "HamNMFV2Plus",
 ]
@@ -41,6 +46,20 @@ __all__ = [
 PAPER = "Geng et al., ICLR 2021"
 GRAD_MODES = ("one-step", "bptt")
 EPS = 1e-6  # the official code's epsilon in every denominator
+
+# The paper's settings (the official settings.py and mmseg's ham_kwargs): the one home of each
+# default, read by both MatrixDecomposition2d and Hamburger.
+TRAIN_STEPS = 6  # K in training
+EVAL_STEPS = 7  # K in evaluation
+DEFAULT_INV_T = {"nmf": 1.0, "vq": 100.0, "cd": 100.0}  # 1 / T of the soft assignments
+BETA = 0.1  # CD's ridge coefficient
+ETA = 0.9  # momentum of the learned bases' online update
+D_PER_R = 8  # "We use d = 8r for Hamburger" (seg head: d = 512, r = 64)
+
+
+def paper_rank(dim: int) -> int:
+    """The paper's rank for a matrix dimension D: r = d / 8, at least 1."""
+    return max(1, dim // D_PER_R)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -64,17 +83,75 @@ def _check_factor_shapes(x: Tensor, bases: Tensor, steps: int) -> None:
         raise ValueError(f"steps must be >= 0, got {steps}")
 
 
+# --- No subnormal floats -------------------------------------------------------------------------
+#
+# With inv_t = 100 a cosine gap of 0.9 puts a logit 90 below its row's max: exp(-90) ~ 8e-40 is a
+# subnormal fp32 (below tiny = 2^-126 ~ 1.2e-38), and many x86 CPUs take a slow microcode path for
+# every operation that reads or writes one. The assignments of VQ and CD are full of them, and so
+# are the bases' weights after the normalisation over N and the products in the next bmm.
+#
+# soft_assignment sets the logits more than t below their row's max to -inf, i.e. exact zeros, with
+#     t = ln(1 / (tiny * 2^24 * R * (N + 1))),      (about 58 at R = 64, N = 4096, in fp32)
+# and that settles every place a subnormal came from:
+#   - a kept weight c = e^(z - max) / S, S <= R (the row sum), is >= e^-t / R;
+#   - after the normalisation over N, w = c / (eps + sum_n c) with sum_n c <= N, it is
+#     >= e^-t / (R (N + 1)) = 2^24 tiny: normal, with 2^24 to spare, so that the products w * x in
+#     the bases update (and c * D in the reconstruction) stay normal for every |x| >= 2^-24 as well;
+#   - what is dropped was below fp32's resolution: each dropped c < e^-t, so together they moved any
+#     basis' normalised weights by at most N e^-t / eps (~2e-16 at R = 64, N = 4096; ~3e-14 at R = 512,
+#     N = 128 x 128), far below the 2^-24 ~ 6e-8 that fp32 resolves; each row sum moved by < R e^-t.
+#     On the inputs we compared, the outputs are bitwise those of the unguarded code (docs/zoo.md).
+# The guard lies ~84 binary orders of magnitude below the row's max, so the assignments still tend
+# to hard k-means as inv_t grows.
+#
+# NMF's initial assignment has inv_t = 1 (logit gaps of a few units, never near t). Its
+# multiplicative updates keep a zero at zero and scale an entry by (D^T X) / (D^T D C + eps) each
+# step; entries on their way to zero reach subnormals after 50 steps or more (none at K <= 20).
+# _flush_to_zero sends an entry below the same 2^24 tiny to zero one step early: it contributes
+# nothing fp32 can see to D C (features are O(1); at scales where it could, eps = 1e-6 in the
+# denominators already dominates), and the products with it stay normal. CD's ridge codes are a
+# linear solve against X, with no exponential to underflow. Under bf16 autocast the decomposition
+# runs in fp32, and casting its output to bf16 (the same exponent range) makes no new subnormal.
+# fp64 (the tests) gets its own tiny and resolution; any other dtype fp32's, whose small weights it
+# could not hold anyway.
+
+
+def _normal_floor(dtype: torch.dtype) -> float:
+    """2^24 tiny in fp32 (2^53 tiny in fp64): the smallest weight kept, normal with room to spare
+    for its products with any value down to the dtype's resolution."""
+    info = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32)
+    return info.tiny * 2.0 / info.eps
+
+
+def _assignment_cutoff(pixels: int, rank: int, dtype: torch.dtype) -> float:
+    """t: how far below its row's max a logit may lie and still get a nonzero weight (see above)."""
+    return math.log(1.0 / (_normal_floor(dtype) * rank * (pixels + 1)))
+
+
+def soft_assignment(logits: Tensor) -> Tensor:
+    """softmax over R of logits (B, N, R), with the logits more than t below their row's max given
+    an exact zero instead of a subnormal weight (the bound is explained above)."""
+    cutoff = _assignment_cutoff(pixels=logits.shape[-2], rank=logits.shape[-1], dtype=logits.dtype)
+    row_max = logits.detach().amax(dim=-1, keepdim=True)
+    return F.softmax(logits.masked_fill(logits < row_max - cutoff, float("-inf")), dim=-1)
+
+
+def _flush_to_zero(factor: Tensor) -> Tensor:
+    """A non-negative NMF factor with its entries below the normal floor set to exact zeros."""
+    return factor.masked_fill(factor < _normal_floor(factor.dtype), 0.0)
+
+
 def _softmax_coef(x: Tensor, bases: Tensor, inv_t: float) -> Tensor:
     """NMF's initial codes C = softmax(inv_t * X^T D) over R, as the official code (the paper's
     appendix describes it with cosine similarity: one spherical k-means assignment)."""
-    return F.softmax(inv_t * torch.bmm(x.transpose(1, 2), bases), dim=-1)  # (B, N, R)
+    return soft_assignment(inv_t * torch.bmm(x.transpose(1, 2), bases))  # (B, N, R)
 
 
 def _cosine_coef(unit_x: Tensor, bases: Tensor, inv_t: float) -> Tensor:
     """C = softmax(cosine(D, X) / T) over R, the soft assignment of VQ and CD. unit_x: X's columns
     normalized, once for all iterations (only D changes)."""
     unit_bases = F.normalize(bases, dim=1, eps=EPS)  # (B, D, R)
-    return F.softmax(inv_t * torch.bmm(unit_x.transpose(1, 2), unit_bases), dim=-1)  # (B, N, R)
+    return soft_assignment(inv_t * torch.bmm(unit_x.transpose(1, 2), unit_bases))  # (B, N, R)
 
 
 # NMF (Alg. 2), multiplicative updates (Lee & Seung, 2001); each keeps the factors non-negative and
@@ -85,14 +162,14 @@ def _nmf_coef_update(x: Tensor, bases: Tensor, coef: Tensor) -> Tensor:
     """C_ij <- C_ij (D^T X)_ij / (D^T D C)_ij, written for coef = C^T."""
     numerator = torch.bmm(x.transpose(1, 2), bases)  # (B, N, R)
     denominator = torch.bmm(coef, torch.bmm(bases.transpose(1, 2), bases))  # (B, N, R) @ (B, R, R)
-    return coef * numerator / (denominator + EPS)
+    return _flush_to_zero(coef * numerator / (denominator + EPS))
 
 
 def _nmf_bases_update(x: Tensor, bases: Tensor, coef: Tensor) -> Tensor:
     """D_ij <- D_ij (X C^T)_ij / (D C C^T)_ij."""
     numerator = torch.bmm(x, coef)  # (B, D, R)
     denominator = torch.bmm(bases, torch.bmm(coef.transpose(1, 2), coef))  # (B, D, R) @ (B, R, R)
-    return bases * numerator / (denominator + EPS)
+    return _flush_to_zero(bases * numerator / (denominator + EPS))
 
 
 def nmf_factors(
@@ -122,13 +199,10 @@ def _vq_bases_update(x: Tensor, coef: Tensor) -> Tensor:
     return torch.bmm(x, coef)  # (B, D, N) @ (B, N, R) -> (B, D, R)
 
 
-def _vq_final_coef(x: Tensor, bases: Tensor, inv_t: float) -> Tensor:
-    """The last soft assignment. As the official code, ||x|| is a constant in the backward pass."""
-    with torch.no_grad():
-        x_norm = x.norm(dim=1, keepdim=True)  # (B, 1, N)
-    unit_x = x / (EPS + x_norm)
-    unit_bases = F.normalize(bases, dim=1, eps=EPS)
-    return F.softmax(inv_t * torch.bmm(unit_x.transpose(1, 2), unit_bases), dim=-1)  # (B, N, R)
+def _vq_final_coef(x: Tensor, x_norm: Tensor, bases: Tensor, inv_t: float) -> Tensor:
+    """The last soft assignment. As the official code, ||x|| (B, 1, N) is a constant in the backward
+    pass, and x is divided by eps + ||x||."""
+    return _cosine_coef(x / (EPS + x_norm.detach()), bases, inv_t)  # (B, N, R)
 
 
 def vq_factors(
@@ -140,11 +214,12 @@ def vq_factors(
     """
     _check_factor_shapes(x, bases, steps)
     with _iterations(grad):
-        unit_x = F.normalize(x, dim=1)  # (B, D, N)
+        x_norm = x.norm(dim=1, keepdim=True)  # (B, 1, N), once for the iterations and the final step
+        unit_x = x / x_norm.clamp_min(1e-12)  # = F.normalize(x, dim=1), value for value
         for _ in range(steps):
             coef = _cosine_coef(unit_x, bases, inv_t)
             bases = _vq_bases_update(x, coef)
-    return bases, _vq_final_coef(x, bases, inv_t)
+    return bases, _vq_final_coef(x, x_norm, bases, inv_t)
 
 
 # CD (Appendix B, Alg. 3): spherical k-means for D, then ridge regression for C.
@@ -204,7 +279,6 @@ def cd(
 
 
 FACTORIZERS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {"nmf": nmf_factors, "vq": vq_factors, "cd": cd_factors}
-DEFAULT_INV_T = {"nmf": 1.0, "vq": 100.0, "cd": 100.0}
 
 
 def random_bases(method: str, batch: int, dim: int, rank: int, device: torch.device | str | None = None) -> Tensor:
@@ -212,6 +286,28 @@ def random_bases(method: str, batch: int, dim: int, rank: int, device: torch.dev
     Uniform(0, 1) for NMF (non-negative), Gaussian for VQ and CD, as the official code."""
     draw = torch.rand if method == "nmf" else torch.randn
     return F.normalize(draw(batch, dim, rank, device=device), dim=1)
+
+
+class SubnormalCounter(TorchDispatchMode):
+    """Counts the subnormal values (0 < |v| < the dtype's tiny) in the outputs of every aten op run
+    while it is active, by op: ``with SubnormalCounter() as counter: ...; counter.total``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_op: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_op.values())
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, Tensor) and t.is_floating_point() and t.numel():
+                count = int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum())
+                if count:
+                    self.by_op[str(func.overloadpacket.__name__)] += count
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -226,8 +322,10 @@ class MatrixDecomposition2d(nn.Module):
         channels: input channels C.
         method: ``"nmf"``, ``"vq"`` or ``"cd"``.
         heads: S; the channels split into S groups, each factorized on its own.
-        rank: R, the number of bases. Capped at the matrix dimension D (C / S in spatial mode,
-            H * W in channel mode), since a rank above D adds nothing.
+        rank: R, the number of bases; default: the paper's d = 8r, ``paper_rank(C / S)`` (the channel
+            ham of a dual V2+ block gets the same R as its spatial sibling, as the official code's one
+            MD_R). Capped at the matrix dimension D (C / S in spatial mode, H * W in channel mode),
+            since a rank above D adds nothing.
         spatial: True factorizes X (D = C / S, N = H * W), pixels as columns; False the transpose
             (D = H * W, N = C / S), channels as columns.
         train_steps, eval_steps: K, the iterations in training and evaluation.
@@ -248,21 +346,22 @@ class MatrixDecomposition2d(nn.Module):
         method: str = "nmf",
         *,
         heads: int = 1,
-        rank: int = 64,
+        rank: int | None = None,
         spatial: bool = True,
-        train_steps: int = 6,
-        eval_steps: int = 7,
+        train_steps: int = TRAIN_STEPS,
+        eval_steps: int = EVAL_STEPS,
         inv_t: float | None = None,
-        beta: float = 0.1,
+        beta: float = BETA,
         rand_init: bool = True,
-        eta: float = 0.9,
-        grad: str = "one-step",
+        eta: float = ETA,
+        grad: str = GRAD_MODES[0],
     ) -> None:
         super().__init__()
         if method not in FACTORIZERS:
             raise ValueError(f"method must be one of {sorted(FACTORIZERS)}, got {method!r}")
         if heads < 1 or channels % heads:
             raise ValueError(f"heads={heads} must be >= 1 and divide channels={channels}")
+        rank = paper_rank(channels // heads) if rank is None else rank
         if rank < 1 or train_steps < 0 or eval_steps < 0:
             raise ValueError(f"need rank >= 1 and steps >= 0; got rank={rank}, steps={train_steps}/{eval_steps}")
         if grad not in GRAD_MODES:
@@ -342,6 +441,9 @@ def _conv_norm_relu(cin: int, cout: int, norm: str) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), _norm(norm, cout), nn.ReLU(inplace=True))
 
 
+VERSIONS = ("v1", "v2", "v2+")
+
+
 class Hamburger(nn.Module):
     """H(Z) = W_u M(W_l Z), added to Z through a skip connection (the paper's Fig. 1).
 
@@ -354,8 +456,11 @@ class Hamburger(nn.Module):
             (default: heads, doubled when dual), and learnable coefficients on both branches,
             the ham's starting at 0 (``zero_ham``) so the block starts as the identity + ReLU.
 
-    ``ham_channels`` (D, default ``channels``) is the width of each ham. Remaining keyword options
-    go to :class:`MatrixDecomposition2d`; its ``rank`` (default 64) is capped at D / heads.
+    ``ham_channels`` (the ham's width, default ``channels``) split into ``heads`` matrices gives
+    the matrix dimension D = ham_channels / heads, and ``rank`` defaults to the paper's d = 8r,
+    ``paper_rank(D)``. ``rank``, ``heads``, ``train_steps``, ``eval_steps``, ``inv_t``, ``beta``,
+    ``rand_init``, ``eta`` and ``grad`` go to :class:`MatrixDecomposition2d`; ``norm`` is the
+    blocks' normalization, BatchNorm (``"bn"``) or GroupNorm(32) (``"gn"``, Light-Ham's configs).
     """
 
     def __init__(
@@ -365,21 +470,31 @@ class Hamburger(nn.Module):
         version: str = "v2",
         method: str = "nmf",
         ham_channels: int | None = None,
+        rank: int | None = None,
+        heads: int = 1,
+        train_steps: int = TRAIN_STEPS,
+        eval_steps: int = EVAL_STEPS,
+        inv_t: float | None = None,
+        beta: float = BETA,
+        rand_init: bool = True,
+        eta: float = ETA,
+        grad: str = GRAD_MODES[0],
         norm: str = "bn",
         dual: bool = False,
         cheese_factor: int | None = None,
         zero_ham: bool = True,
-        **ham_options,
     ) -> None:
         super().__init__()
-        if version not in ("v1", "v2", "v2+"):
-            raise ValueError(f"version must be 'v1', 'v2' or 'v2+', got {version!r}")
+        if version not in VERSIONS:
+            raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
         if dual and version != "v2+":
             raise ValueError("dual hams exist only in version 'v2+'")
         width = ham_channels or channels
         self.version, self.dual = version, dual
         branches = 2 if dual else 1
         inner = branches * width
+        ham_options = dict(heads=heads, rank=rank, train_steps=train_steps, eval_steps=eval_steps,
+                           inv_t=inv_t, beta=beta, rand_init=rand_init, eta=eta, grad=grad)
 
         lower = [nn.Conv2d(channels, inner, 1)]
         if method == "nmf":
@@ -398,7 +513,7 @@ class Hamburger(nn.Module):
             self.cheese = nn.Identity()
             self.upper_bread = nn.Sequential(nn.Conv2d(inner, channels, 1, bias=False), _norm(norm, channels))
         else:
-            factor = 1 if version == "v2" else branches * (cheese_factor or ham_options.get("heads", 1))
+            factor = 1 if version == "v2" else branches * (cheese_factor or heads)
             if inner % factor:
                 raise ValueError(f"cheese factor {factor} must divide the ham width {inner}")
             self.cheese = _conv_norm_relu(inner, inner // factor, norm)
@@ -435,85 +550,54 @@ class Hamburger(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The registered hamburgers. Each lists its options and defaults explicitly (``hambench modules list``).
+# The registered hamburgers: Hamburger with its version and decomposition fixed, as the official
+# code's settings files. The registry reads the options (and their defaults) from Hamburger.
 # ---------------------------------------------------------------------------------------------------
 
+V2PLUS_OPTIONS = ("dual", "cheese_factor", "zero_ham")
 
-@register_module("ham-nmf", family="hamburger", paper=PAPER, complexity="O(n)")
+HAMBURGER_RULES = {
+    # d = 8r (the paper's seg head: d = 512, r = 64), with d the matrix dimension: the ham's width
+    # split over the heads (the official D = MD_D per head, C = S * D; mmseg's D = ham_channels / S).
+    "rank": DefaultRule(
+        "the paper's d = 8r: (ham_channels or channels) // heads // 8, at least 1",
+        lambda channels, ham_channels, heads: paper_rank((ham_channels or channels) // heads),
+    ),
+    # One value per decomposition (a variant fixes it, so the registry lists the number).
+    "inv_t": DefaultRule("1.0 for NMF, 100.0 for VQ and CD", lambda method: DEFAULT_INV_T[method]),
+}
+
+
+def _register_hamburger(name: str, *, version: str, method: str) -> Callable[[type], type]:
+    """Register a subclass of Hamburger as the variant (version, method). It does not offer the
+    options it has no use for: CD's ``beta`` elsewhere, V2+'s dual ham and cheese in V1 and V2."""
+    unused = (() if method == "cd" else ("beta",)) + (() if version == "v2+" else V2PLUS_OPTIONS)
+    return register_module(name, family="hamburger", paper=PAPER, complexity="O(n)", rules=HAMBURGER_RULES,
+                           fixed=dict(version=version, method=method), hidden=unused)
+
+
+@_register_hamburger("ham-nmf", version="v2", method="nmf")
 class HamNMF(Hamburger):
     """Hamburger V2 with NMF (multiplicative updates), one-step gradient."""
 
-    def __init__(
-        self, channels: int, ham_channels: int | None = None, rank: int = 64, heads: int = 1,
-        train_steps: int = 6, eval_steps: int = 7, inv_t: float = 1.0, rand_init: bool = True,
-        eta: float = 0.9, grad: str = "one-step", norm: str = "bn",
-    ) -> None:
-        super().__init__(
-            channels, version="v2", method="nmf", ham_channels=ham_channels, norm=norm, rank=rank, heads=heads,
-            train_steps=train_steps, eval_steps=eval_steps, inv_t=inv_t, rand_init=rand_init, eta=eta, grad=grad,
-        )
 
-
-@register_module("ham-cd", family="hamburger", paper=PAPER, complexity="O(n)")
+@_register_hamburger("ham-cd", version="v2", method="cd")
 class HamCD(Hamburger):
     """Hamburger V2 with soft concept decomposition, one-step gradient."""
 
-    def __init__(
-        self, channels: int, ham_channels: int | None = None, rank: int = 64, heads: int = 1,
-        train_steps: int = 6, eval_steps: int = 7, inv_t: float = 100.0, beta: float = 0.1,
-        rand_init: bool = True, eta: float = 0.9, grad: str = "one-step", norm: str = "bn",
-    ) -> None:
-        super().__init__(
-            channels, version="v2", method="cd", ham_channels=ham_channels, norm=norm, rank=rank, heads=heads,
-            train_steps=train_steps, eval_steps=eval_steps, inv_t=inv_t, beta=beta, rand_init=rand_init,
-            eta=eta, grad=grad,
-        )
 
-
-@register_module("ham-vq", family="hamburger", paper=PAPER, complexity="O(n)")
+@_register_hamburger("ham-vq", version="v2", method="vq")
 class HamVQ(Hamburger):
     """Hamburger V2 with soft vector quantization, one-step gradient."""
 
-    def __init__(
-        self, channels: int, ham_channels: int | None = None, rank: int = 64, heads: int = 1,
-        train_steps: int = 6, eval_steps: int = 7, inv_t: float = 100.0, rand_init: bool = True,
-        eta: float = 0.9, grad: str = "one-step", norm: str = "bn",
-    ) -> None:
-        super().__init__(
-            channels, version="v2", method="vq", ham_channels=ham_channels, norm=norm, rank=rank, heads=heads,
-            train_steps=train_steps, eval_steps=eval_steps, inv_t=inv_t, rand_init=rand_init, eta=eta, grad=grad,
-        )
 
-
-@register_module("ham-nmf-v1", family="hamburger", paper=PAPER, complexity="O(n)")
+@_register_hamburger("ham-nmf-v1", version="v1", method="nmf")
 class HamNMFV1(Hamburger):
     """Hamburger V1 with NMF: the paper's block, and mmseg's ``Hamburger`` (use norm='gn' and
     grad='bptt' to match ``LightHamHead`` exactly)."""
 
-    def __init__(
-        self, channels: int, ham_channels: int | None = None, rank: int = 64, heads: int = 1,
-        train_steps: int = 6, eval_steps: int = 7, inv_t: float = 1.0, rand_init: bool = True,
-        eta: float = 0.9, grad: str = "one-step", norm: str = "bn",
-    ) -> None:
-        super().__init__(
-            channels, version="v1", method="nmf", ham_channels=ham_channels, norm=norm, rank=rank, heads=heads,
-            train_steps=train_steps, eval_steps=eval_steps, inv_t=inv_t, rand_init=rand_init, eta=eta, grad=grad,
-        )
 
-
-@register_module("ham-nmf-v2plus", family="hamburger", paper=PAPER, complexity="O(n)")
+@_register_hamburger("ham-nmf-v2plus", version="v2+", method="nmf")
 class HamNMFV2Plus(Hamburger):
     """Hamburger V2+ with NMF: multi-head, optional dual (spatial + channel) ham, cheese factor,
     learnable residual coefficients with the ham branch starting at zero."""
-
-    def __init__(
-        self, channels: int, ham_channels: int | None = None, rank: int = 64, heads: int = 1,
-        train_steps: int = 6, eval_steps: int = 7, inv_t: float = 1.0, rand_init: bool = True,
-        eta: float = 0.9, grad: str = "one-step", norm: str = "bn", dual: bool = False,
-        cheese_factor: int | None = None, zero_ham: bool = True,
-    ) -> None:
-        super().__init__(
-            channels, version="v2+", method="nmf", ham_channels=ham_channels, norm=norm, dual=dual,
-            cheese_factor=cheese_factor, zero_ham=zero_ham, rank=rank, heads=heads, train_steps=train_steps,
-            eval_steps=eval_steps, inv_t=inv_t, rand_init=rand_init, eta=eta, grad=grad,
-        )

@@ -1,4 +1,5 @@
-"""The Hamburger family: the algorithms (Alg. 1-3), the gradient modes, parity with mmseg, the contract."""
+"""The Hamburger family: the algorithms (Alg. 1-3), the gradient modes, the width-relative rank, the
+registered variants, no subnormal floats, parity with mmseg, the contract."""
 
 from __future__ import annotations
 
@@ -8,19 +9,24 @@ import torch.nn.functional as F
 
 from hambench.check import check_module
 from hambench.modules.ham import (
+    DEFAULT_INV_T,
     FACTORIZERS,
+    Hamburger,
+    HamNMF,
     HamNMFV1,
     HamNMFV2Plus,
     MatrixDecomposition2d,
+    SubnormalCounter,
     cd,
     cd_factors,
     nmf,
     nmf_factors,
     random_bases,
+    soft_assignment,
     vq,
     vq_factors,
 )
-from hambench.registry import build_module, list_modules
+from hambench.registry import RegistryError, build_module, get_spec, list_modules, resolve_options
 
 EPS = 1e-6
 HAM_NAMES = ["ham-nmf", "ham-cd", "ham-vq", "ham-nmf-v1", "ham-nmf-v2plus"]
@@ -229,7 +235,7 @@ def test_learned_bases_update_online_in_training_only():
 def test_rank_is_capped_and_channel_mode_keeps_shape():
     assert MatrixDecomposition2d(16, "nmf", rank=64).rank == 16
     assert MatrixDecomposition2d(32, "nmf", rank=64, heads=4).rank == 8
-    ham = MatrixDecomposition2d(8, "vq", spatial=False, heads=2)  # D = H*W = 12 < R = 64
+    ham = MatrixDecomposition2d(8, "vq", spatial=False, heads=2, rank=64)  # D = H*W = 12 < R = 64
     assert ham(torch.randn(2, 8, 3, 4)).shape == (2, 8, 3, 4)
 
 
@@ -252,6 +258,171 @@ def test_v2plus_starts_as_identity_plus_relu():
         block = HamNMFV2Plus(32, **options).eval()
         torch.testing.assert_close(block(z), F.relu(z))
     assert not torch.equal(HamNMFV2Plus(32, zero_ham=False).eval()(z), F.relu(z))
+
+
+# --- the rank: the paper's d = 8r, relative to the ham's matrix dimension ------------------------------
+
+
+def _hams(block):
+    return list(block.ham) if isinstance(block.ham, torch.nn.ModuleList) else [block.ham]
+
+
+@pytest.mark.parametrize("name", HAM_NAMES)
+def test_rank_defaults_to_an_eighth_of_the_width(name):
+    assert resolve_options(name, 64)["rank"] == 8  # a 64-channel head: R = 8, not R = D = 64
+    assert resolve_options(name, 512)["rank"] == 64  # the paper's seg head: d = 512, r = 64
+    assert resolve_options(name, 64, rank=16)["rank"] == 16  # the user's value wins
+    assert resolve_options(name, 64, ham_channels=256)["rank"] == 32  # D is the ham's width ...
+    assert resolve_options(name, 512, heads=4)["rank"] == 16  # ... split over the heads (D = 128)
+    assert resolve_options(name, 4)["rank"] == 1  # never below 1
+
+
+@pytest.mark.parametrize(
+    "name, channels, options",
+    [("ham-nmf", 64, {}), ("ham-cd", 512, {}), ("ham-vq", 64, dict(rank=5)), ("ham-nmf-v1", 48, dict(ham_channels=96)),
+     ("ham-nmf", 64, dict(heads=2)), ("ham-nmf-v2plus", 64, dict(dual=True, heads=2)), ("ham-cd", 8, {})],
+)
+def test_built_rank_is_the_resolved_rank(name, channels, options):
+    block = build_module(name, channels, **options)
+    resolved = resolve_options(name, channels, **options)["rank"]
+    assert [ham.rank for ham in _hams(block)] == [resolved] * len(_hams(block))
+
+
+def test_direct_construction_uses_the_same_rank_rule():
+    assert MatrixDecomposition2d(64, "cd").rank == 8
+    assert MatrixDecomposition2d(512, "nmf", heads=2).rank == 32
+    assert Hamburger(64, method="vq", ham_channels=128).ham.rank == 16
+    assert HamNMF(512).ham.rank == resolve_options("ham-nmf", 512)["rank"] == 64
+
+
+def test_a_rule_that_cannot_be_worked_out_names_the_option():
+    with pytest.raises(RegistryError, match=r"cannot work out rank .* heads=0"):
+        resolve_options("ham-nmf", 64, heads=0)
+
+
+# --- the registered variants: Hamburger with (version, method) fixed ----------------------------------
+
+VARIANTS = {
+    "ham-nmf": dict(version="v2", method="nmf"),
+    "ham-cd": dict(version="v2", method="cd"),
+    "ham-vq": dict(version="v2", method="vq"),
+    "ham-nmf-v1": dict(version="v1", method="nmf"),
+    "ham-nmf-v2plus": dict(version="v2+", method="nmf"),
+}
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [(n, {}) for n in VARIANTS] + [("ham-nmf-v2plus", dict(dual=True, heads=2, zero_ham=False)),
+                                   ("ham-cd", dict(rand_init=False, heads=4, beta=0.5)), ("ham-nmf-v1", dict(norm="gn"))],
+)
+def test_variant_is_the_base_class_with_its_settings(name, options):
+    assert get_spec(name).fixed == VARIANTS[name]
+    x = torch.randn(2, 64, 9, 7)
+    torch.manual_seed(0)
+    variant = build_module(name, 64, **options)
+    torch.manual_seed(0)
+    base = Hamburger(64, **VARIANTS[name], **options)
+    theirs = base.state_dict()
+    assert list(variant.state_dict()) == list(theirs)
+    assert all(torch.equal(v, theirs[k]) for k, v in variant.state_dict().items()), "parameters differ"
+    for training in (True, False):
+        outs = []
+        for block in (variant, base):
+            torch.manual_seed(1)  # the same initial bases
+            outs.append(block.train(training)(x))
+        assert torch.equal(outs[0], outs[1]), f"{name} {options} training={training}"
+
+
+def test_variants_offer_only_the_options_they_use():
+    options = {name: set(get_spec(name).defaults) for name in VARIANTS}
+    assert all({"rank", "heads", "ham_channels", "inv_t", "norm", "grad"} <= o for o in options.values())
+    assert {n for n, o in options.items() if "beta" in o} == {"ham-cd"}
+    assert {n for n, o in options.items() if {"dual", "cheese_factor", "zero_ham"} <= o} == {"ham-nmf-v2plus"}
+    assert not any({"version", "method"} & o for o in options.values())
+    with pytest.raises(RegistryError, match=r"no option\(s\) beta"):
+        build_module("ham-nmf", 64, beta=0.2)
+    with pytest.raises(TypeError, match="method"):
+        HamNMF(64, method="cd")  # a fixed setting is not an option of the variant either
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_inv_t_default_comes_from_its_one_home(name):
+    method = VARIANTS[name]["method"]
+    assert get_spec(name).defaults["inv_t"] == DEFAULT_INV_T[method]  # listed as the number
+    assert build_module(name, 32).ham.inv_t == DEFAULT_INV_T[method]
+
+
+# --- no subnormal floats (0 < |v| < tiny): many x86 CPUs stall on them ------------------------------
+
+
+def _lower_bread_output(channels: int, size: int, seed: int = 0):
+    """A feature map as the ham sees it: a He-initialised 1x1 conv of Gaussian features, (1, C, n)."""
+    g = torch.Generator().manual_seed(seed)
+    conv = torch.randn(channels, channels, generator=g) * (2 / channels) ** 0.5
+    return torch.einsum("oc,bcn->bon", conv, torch.randn(1, channels, size * size, generator=g))
+
+
+def _subnormals(t) -> int:
+    return int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum())
+
+
+def test_subnormal_counter_counts_them():
+    a, b = torch.tensor([1e-30, 1.0, 0.0, 1e-30]), torch.tensor([1e-10, 1e-41, 5.0, 1e-30])
+    with SubnormalCounter() as counter:
+        a * b  # 1e-40 and 1e-41 are subnormal; 0 and 1e-60 (which underflows to 0) are not
+        a + 1.0  # all normal
+    assert counter.total == 2 and counter.by_op == {"mul": 2}
+
+
+@pytest.mark.parametrize("method", ["vq", "cd"])
+def test_soft_assignments_hold_no_subnormals(method):
+    x = _lower_bread_output(16, 8)  # 16 channels, 8 x 8 pixels, R = 4
+    torch.manual_seed(0)
+    bases = random_bases(method, 1, 16, 4)
+    # The input is one that makes them: the plain softmax of its first assignment already holds some.
+    cosine = F.normalize(x, dim=1).transpose(1, 2) @ F.normalize(bases, dim=1, eps=EPS)
+    assert _subnormals(torch.softmax(100.0 * cosine, dim=-1)) > 0
+    with torch.no_grad(), SubnormalCounter() as counter:  # every op: assignments, weights, bases, codes
+        FACTORIZERS[method](x, bases, 7, 100.0)
+    assert counter.total == 0, dict(counter.by_op)
+
+
+def test_nmf_updates_hold_no_subnormals_even_after_many_steps():
+    x = _lower_bread_output(16, 16).relu()
+    torch.manual_seed(0)
+    with torch.no_grad(), SubnormalCounter() as counter:  # 100 multiplicative updates drive entries to 0
+        nmf_factors(x, random_bases("nmf", 1, 16, 4), 100)
+    assert counter.total == 0, dict(counter.by_op)
+
+
+@pytest.mark.parametrize("name", ["ham-cd", "ham-vq"])
+def test_whole_block_forward_holds_no_subnormals(name):
+    torch.manual_seed(0)
+    block = build_module(name, 32).eval()
+    with torch.no_grad(), SubnormalCounter() as counter:
+        block(torch.randn(1, 32, 16, 16))
+    assert counter.total == 0, dict(counter.by_op)
+
+
+def test_soft_assignment_zeroes_only_what_fp32_cannot_resolve():
+    logits = torch.linspace(0.0, -120.0, 64).repeat(3, 50, 1)  # (B, N, R): a row spanning 120 nats
+    plain, ours = torch.softmax(logits, dim=-1), soft_assignment(logits)
+    kept = ours > 0
+    assert _subnormals(plain) > 0 and _subnormals(ours) == 0
+    assert ours[kept].min() >= 2.0**24 * torch.finfo(torch.float32).tiny  # normal, with room for products
+    torch.testing.assert_close(ours[kept], plain[kept], rtol=1e-6, atol=0)  # the rest unchanged
+    assert plain[~kept].max() < 1e-24 and not kept[..., :20].logical_not().any()  # dropped: ~e^-58 and below
+
+
+def test_soft_assignment_keeps_the_gradient():
+    logits = (30 * torch.randn(2, 40, 6, dtype=torch.float64)).requires_grad_(True)
+    weight = torch.randn(2, 40, 6, dtype=torch.float64)
+    (soft_assignment(logits) * weight).sum().backward()
+    ours = logits.grad.clone()
+    logits.grad = None
+    (torch.softmax(logits, dim=-1) * weight).sum().backward()
+    torch.testing.assert_close(ours, logits.grad)  # fp64: nothing near its (far lower) cutoff
 
 
 # --- parity with mmseg's Light-Ham (mmseg.models.decode_heads.ham_head) ---------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ from torch import nn
 import hambench
 from hambench.check import check_module
 from hambench.cli.main import main
-from hambench.registry import RegistryError, register_module
+from hambench.registry import DefaultRule, RegistryError, get_spec, register_module, resolve_options
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "se_gate.py"
@@ -52,6 +53,38 @@ class _NoisyEval(nn.Module):
 
     def forward(self, x):
         return self.conv(x) + torch.randn(x.shape, generator=self.gen)
+
+
+QUARTER = DefaultRule("channels // reduction, at least 1", lambda channels, reduction: max(1, channels // reduction))
+
+
+@register_module("test-width-rule", family="other", complexity="O(n)", rules={"hidden": QUARTER})
+class _WidthRule(nn.Module):
+    """A bottleneck whose width defaults to a rule of the input width."""
+
+    def __init__(self, channels: int, hidden: int | None = None, reduction: int = 4):
+        super().__init__()
+        self.hidden = hidden or channels // reduction
+        self.down, self.up = nn.Conv2d(channels, self.hidden, 1), nn.Conv2d(self.hidden, channels, 1)
+
+    def forward(self, x):
+        return x + self.up(self.down(x))
+
+
+class _Base(nn.Module):
+    def __init__(self, channels: int, *, kind: str = "a", scale: float = 1.0, unused: int = 0):
+        super().__init__()
+        self.kind, self.scale, self.unused = kind, scale, unused
+        self.conv = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+@register_module("test-variant-b", family="other", complexity="O(n)", fixed=dict(kind="b"), hidden=("unused",),
+                 rules={"scale": DefaultRule("2.0 for kind b, else 1.0", lambda kind: 2.0 if kind == "b" else 1.0)})
+class _VariantB(_Base):
+    """_Base with kind 'b'."""
 
 
 def _failed(results):
@@ -126,6 +159,90 @@ def test_modules_list_json_has_the_fields(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {"name", "family", "complexity", "paper"} <= set(rows[0])
     assert "ham-nmf" in {r["name"] for r in rows}
+
+
+def test_width_rule_resolves_at_build_time_and_the_user_wins():
+    assert resolve_options("test-width-rule", 64) == {"hidden": 16, "reduction": 4}
+    assert resolve_options("test-width-rule", 64, reduction=8) == {"hidden": 8, "reduction": 8}  # reads options
+    assert resolve_options("test-width-rule", 64, hidden=5) == {"hidden": 5, "reduction": 4}
+    assert resolve_options("test-width-rule", 2) == {"hidden": 1, "reduction": 4}
+    assert hambench.build_module("test-width-rule", 64).hidden == 16
+    assert get_spec("test-width-rule").as_dict()["options"]["hidden"] == "rule: channels // reduction, at least 1"
+    with pytest.raises(RegistryError, match=r"no option\(s\) width; valid options: hidden=<channels // reduction"):
+        resolve_options("test-width-rule", 64, width=3)
+    with pytest.raises(RegistryError, match="channels must be a positive integer"):
+        resolve_options("test-width-rule", 0)
+
+
+def test_variant_is_its_base_with_fixed_settings():
+    spec = get_spec("test-variant-b")
+    assert spec.fixed == {"kind": "b"}
+    assert spec.defaults == {"scale": 2.0}  # a rule reading only fixed settings is listed as its value
+    block = hambench.build_module("test-variant-b", 8)
+    assert (block.kind, block.scale, block.unused) == ("b", 2.0, 0)
+    assert (_VariantB(8).kind, _VariantB(8, scale=3.0).scale) == ("b", 3.0)  # direct construction too
+    with pytest.raises(TypeError, match="unused"):
+        _VariantB(8, unused=1)
+    with pytest.raises(RegistryError, match=r"no option\(s\) kind"):
+        hambench.build_module("test-variant-b", 8, kind="a")
+
+
+def test_bad_rules_and_variants_are_refused_at_registration():
+    rule = DefaultRule("half", lambda channels: channels // 2)
+    with pytest.raises(RegistryError, match="rule for 'depth', which is not one of its options"):
+        register_module("test-bad-rule", family="other", rules={"depth": rule})(_DeadParam)
+    with pytest.raises(RegistryError, match="reads width"):
+        register_module("test-bad-rule", family="other",
+                        rules={"scale": DefaultRule("?", lambda width: width)})(_DeadParam)
+    with pytest.raises(RegistryError, match="must be a DefaultRule"):
+        register_module("test-bad-rule", family="other", rules={"scale": 2.0})(_DeadParam)
+    with pytest.raises(RegistryError, match=r"remove .*_OwnInit.__init__ or drop fixed="):
+
+        @register_module("test-bad-variant", family="other", fixed=dict(kind="b"))
+        class _OwnInit(_Base):
+            def __init__(self, channels: int):
+                super().__init__(channels)
+
+    with pytest.raises(RegistryError, match="flavour not option"):
+
+        @register_module("test-bad-variant", family="other", fixed=dict(flavour="b"))
+        class _Stranger(_Base):
+            pass
+
+    with pytest.raises(RegistryError, match="hidden= is for variants"):
+        register_module("test-bad-variant", family="other", hidden=("unused",))
+
+
+def test_modules_show_prints_the_resolved_options(capsys):
+    assert main(["modules", "show", "ham-nmf", "--channels", "64", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == "ham-nmf" and shown["channels"] == 64
+    assert shown["options"] == resolve_options("ham-nmf", 64) and shown["options"]["rank"] == 8
+    assert main(["modules", "show", "ham-cd", "--channels", "512", "--option", "rank=16", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["options"]["rank"] == 16
+    assert main(["modules", "show", "ham-nmf", "--channels", "512"]) == 0
+    table = capsys.readouterr().out
+    assert "rank" in table and "64" in table and "rule: the paper's d = 8r" in table and "fixed by the variant" in table
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [(["nope", "--channels", "64"], "unknown context module 'nope'"),
+     (["ham-nmf", "--channels", "64", "--option", "beta=1"], r"no option\(s\) beta; valid options:")],
+)
+def test_modules_show_refuses_a_mistake_in_one_line(capsys, argv, words):
+    assert main(["modules", "show", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hambench: error:")
+    assert re.search(words, err), err
+
+
+def test_modules_list_json_shows_rules_and_fixed_settings(capsys):
+    assert main(["modules", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["ham-cd"]["options"]["rank"].startswith("rule: the paper's d = 8r")
+    assert rows["ham-cd"]["options"]["inv_t"] == 100.0 and rows["ham-cd"]["fixed"] == {"version": "v2", "method": "cd"}
+    assert rows["nonlocal"]["options"] == {"reduction": 2, "use_scale": True, "norm": True}
 
 
 def test_plugin_file_registers_a_module_that_list_and_check_see(capsys):

@@ -1,25 +1,34 @@
-"""``hambench modules list|check``: the registry from the command line."""
+"""``hambench modules list|show|check``: the registry from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
 from hambench.cli import console
-
-from hambench.registry import list_modules, load_plugin, module_names
+from hambench.cli.train import parse_options
+from hambench.registry import DefaultRule, get_spec, list_modules, load_plugin, module_names, resolve_options
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("modules", help="list registered context modules or check their contract")
+    p = sub.add_parser("modules", help="list registered context modules, show their options, check their contract")
     msub = p.add_subparsers(dest="modules_command", required=True)
 
     ls = msub.add_parser("list", parents=[common], help="a table of the registered modules")
     ls.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     ls.set_defaults(func=run_list)
+
+    sh = msub.add_parser("show", parents=[common], help="the options a module is built with at a width")
+    sh.add_argument("name", help="a registered module name (`hambench modules list`)")
+    sh.add_argument("--channels", type=_positive_int, required=True, metavar="C", help="the input width C")
+    sh.add_argument("--option", action="append", default=[], type=_option, metavar="KEY=VALUE",
+                    help="an option of the module (value read as a YAML scalar), repeatable")
+    sh.add_argument("--json", action="store_true", help="print {name, channels, options} as JSON")
+    sh.set_defaults(func=run_show)
 
     ck = msub.add_parser("check", parents=[common], help="check the module contract")
     ck.add_argument("target", help="a module name, `all`, or a plugin file path.py (checks what it registers)")
@@ -36,6 +45,39 @@ def run_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for s in specs:
         table.add_row(s.name, s.family, s.complexity, s.paper, s.source)
+    console().print(table)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expects a positive integer, got {text!r}")
+    return int(text)
+
+
+def _option(pair: str) -> tuple[str, Any]:
+    """One ``--option KEY=VALUE``, parsed as ``hambench train``'s ``--context-opt``."""
+    return next(iter(parse_options([pair]).items()))
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print the resolved options of one module at ``--channels``; unknown names and options raise
+    RegistryError, which main reports in one line with exit status 2."""
+    given = dict(args.option)
+    options = resolve_options(args.name, args.channels, **given)
+    if args.json:
+        print(json.dumps({"name": args.name, "channels": args.channels, "options": options}, indent=2, default=repr))
+        return 0
+    spec = get_spec(args.name)
+    table = Table(title=f"{args.name} at {args.channels} channels")
+    for col in ("option", "value", "from"):
+        table.add_column(col)
+    for key, value in options.items():
+        default = spec.defaults[key]
+        origin = "given" if key in given else f"rule: {default.description}" if isinstance(default, DefaultRule) else "default"
+        table.add_row(key, repr(value), origin)
+    for key, value in spec.fixed.items():
+        table.add_row(key, repr(value), "fixed by the variant")
     console().print(table)
     return 0
 
