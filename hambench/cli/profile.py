@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--breakdown", action="store_true", help="MACs per op for each counter")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="time a torch.compile'd module (counts stay eager)")
+    p.add_argument("--sdpa-backend", choices=["math", "flash", "efficient", "cudnn"],
+                   help="force this kernel for every scaled_dot_product_attention call (default: PyTorch's choice); "
+                   "the sdpa_backend column names the kernel that ran either way")
     p.add_argument("--no-latency", action="store_true", help="skip timing")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     p.add_argument("--max-time", type=float, default=10.0, help="seconds of timed runs per row at most (default 10)")
@@ -76,8 +79,8 @@ def run_profile(args: argparse.Namespace) -> int:
         return _list_models()
     common = dict(device=args.device, dtype=args.dtype, mode=args.mode, channels_last=args.channels_last,
                   compile=args.compile, breakdown=args.breakdown, latency=not args.no_latency,
-                  memory=not args.no_memory, max_time=args.max_time)
-    exponents: dict[str, dict[str, float]] = {}
+                  memory=not args.no_memory, max_time=args.max_time, sdpa_backend=args.sdpa_backend)
+    exponents: dict[str, dict[str, Any]] = {}  # module -> {"macs": ExponentFit, ...}
     rows: list[dict[str, Any]] = []
     try:
         if args.model:
@@ -138,23 +141,29 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"cost on {first['device_name']} ({first['device']}, {first['dtype']}, {first['mode']}, "
                         f"{first['threads']} threads, torch {first['torch_version']})")
     for col in ("module", "shape", "params (M)", "GMACs fvcore", "GMACs torchprofile", "GFLOPs torch",
-                "latency ms (IQR)", "peak MiB", "uncounted ops"):
-        table.add_column(col, justify="left" if col in ("module", "shape") else "right")
+                "latency ms (IQR)", "peak MiB", "SDPA kernel", "uncounted ops"):
+        table.add_column(col, justify="left" if col in ("module", "shape", "SDPA kernel") else "right")
     for r in rows:
         latency = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ({r['latency_iqr_ms']:.1f})"
         table.add_row(
             r["module"], r["shape"], _g(r["params"], 1e6, 3), _g(r["macs_fvcore"]), _g(r["macs_torchprofile"]),
-            _g(r["flops_torch"]), latency, _g(r["peak_mem_bytes"], 2**20, 1), str(len(r["uncounted_ops"])),
+            _g(r["flops_torch"]), latency, _g(r["peak_mem_bytes"], 2**20, 1), r.get("sdpa_backend") or "-",
+            str(len(r["uncounted_ops"])),
         )
     return table
 
 
-def _exponent_table(exponents: dict[str, dict[str, float]]) -> Table:
+def _exponent_table(exponents: dict[str, dict[str, Any]]) -> Table:
+    """Each fit as hambench.scaling states it: k over its range of n with R², or why there is none."""
+    from hambench.scaling import LATENCY_FLOOR_MS, MAX_SPREAD
+
     table = Table(title="fitted exponent k of cost ~ n^k, n = H*W")
     for col in ("module", "MACs", "latency", "memory"):
         table.add_column(col, justify="left" if col == "module" else "right")
-    for name, e in exponents.items():
-        table.add_row(name, f"{e['macs']:.2f}", f"{e['latency']:.2f}", f"{e['memory']:.2f}")
+    for name, fits in exponents.items():
+        table.add_row(name, *(fits[kind].label() for kind in ("macs", "latency", "memory")))
+    table.caption = (f"latency fitted only over sizes with median >= {LATENCY_FLOOR_MS:g} ms and IQR/median < "
+                     f"{MAX_SPREAD:.0%}, three at least; MACs and memory over every size")
     return table
 
 
