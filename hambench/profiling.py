@@ -20,7 +20,6 @@ See docs/conventions.md.
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from collections import Counter
@@ -33,6 +32,8 @@ from torch import nn
 from hambench.io import atomic_write
 from hambench.memory import LiveTensorBytes, peak_memory
 from hambench.registry import build_module, get_spec
+from hambench.scaling import ExponentFit, fit_columns, fit_exponent, fit_sweep  # noqa: F401  (fit_exponent: API)
+from hambench.sdpa import SDPA_OP, SDPABackendError, SDPAKernels, forced_backend, fvcore_handle, torchprofile_handler
 
 PAPER_SHAPE = (1, 512, 128, 128)  # the paper's module setting: B x C x H x W
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -110,6 +111,7 @@ def count_fvcore(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]
 
     analysis = FlopCountAnalysis(model, x)
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    analysis.set_op_handle(SDPA_OP, fvcore_handle)  # fused attention: fvcore has no handle of its own
     by_op = {_short(op): int(n) for op, n in analysis.by_operator().items()}
     unsupported = {_op_name(op) for op in analysis.unsupported_ops()}
     return int(analysis.total()), by_op, unsupported
@@ -120,13 +122,14 @@ def count_torchprofile(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str
     from torchprofile.handlers import HANDLER_MAP
     from torchprofile.trace import trace
 
+    handlers = {**HANDLER_MAP, SDPA_OP: torchprofile_handler}  # one SDPA count for every torchprofile version
     graph = trace(model, (x,))
     by_op: Counter[str] = Counter()
     seen: set[str] = set()
     for node in graph.nodes:
         op = _op_name(node.operator)
         seen.add(op)
-        handler = HANDLER_MAP.get(node.operator)
+        handler = handlers.get(node.operator)
         if handler is not None:
             by_op[op] += int(handler(node))
     uncounted = {op for op in _arithmetic(seen) if by_op.get(op, 0) == 0}
@@ -251,9 +254,35 @@ def measure(
     memory: bool = True,
     breakdown: bool = False,
     max_time: float = 10.0,
+    sdpa_backend: str | None = None,
 ) -> dict[str, Any]:
     """Count, time and measure any ``model(x)``: the core of module and model profiles, usable
-    on a module that is not registered. Returns the cost columns of a row."""
+    on a module that is not registered. Returns the cost columns of a row.
+
+    ``sdpa_backend`` (one of ``hambench.sdpa.BACKENDS``) forces that backend for every
+    ``F.scaled_dot_product_attention`` call of the whole measurement; None leaves the choice to
+    PyTorch. Either way the row's ``sdpa_backend`` names the kernel that ran (empty: no SDPA call).
+    A forced backend that cannot run raises ``SDPABackendError`` (a ``ValueError``).
+    """
+    where = f"on {torch.device(device).type}, {str(x.dtype).removeprefix('torch.')}, {mode}"
+    with forced_backend(sdpa_backend, where):
+        return _measure(model, x, mode=mode, device=device, channels_last=channels_last, compile=compile,
+                        latency=latency, memory=memory, breakdown=breakdown, max_time=max_time)
+
+
+def _measure(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    mode: str = "fwd",
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+    compile: bool = False,
+    latency: bool = True,
+    memory: bool = True,
+    breakdown: bool = False,
+    max_time: float = 10.0,
+) -> dict[str, Any]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     device = torch.device(device)
@@ -267,13 +296,16 @@ def measure(
     with torch.no_grad():
         fv_total, fv_ops, fv_missing = count_fvcore(model, x)
         tp_total, tp_ops, tp_missing = count_torchprofile(model, x)
-        fl_total, fl_ops, fl_missing = count_torch_flops(lambda: model(x))
+        with SDPAKernels() as kernels:  # the forward of inference: the kernels it runs
+            fl_total, fl_ops, fl_missing = count_torch_flops(lambda: model(x))
     row: dict[str, Any] = {"macs_fvcore": fv_total, "macs_torchprofile": tp_total, "flops_torch": fl_total}
 
     # 2. The call we measure: inference, or a training step's forward + backward.
     if train:
         x = x.detach().requires_grad_(True)  # a module mid-network passes its gradient on
-        row["flops_torch_fwd_bwd"], _, fl_missing = count_torch_flops(_make_call(model, x, train))
+        with SDPAKernels() as kernels:  # with gradients a kernel may be ruled out: name the step's own
+            row["flops_torch_fwd_bwd"], _, fl_missing = count_torch_flops(_make_call(model, x, train))
+    row["sdpa_backend"] = kernels.backend
     row["peak_mem_bytes"] = peak_memory(_make_call(model, x, train), device) if memory else None
     row["uncounted_ops"] = sorted(
         {f"fvcore:{op}" for op in _arithmetic(fv_missing)}
@@ -340,14 +372,17 @@ def profile_module(
     memory: bool = True,
     max_time: float = 10.0,
     seed: int = 0,
+    sdpa_backend: str | None = None,
 ) -> dict[str, Any]:
     """Profile the registered context module ``name`` on a random (B, C, H, W) input.
 
     Returns one row: module, family, options (JSON), shape ("1x512x128x128"), device,
     device_name, dtype, mode, threads, torch_version, params, macs_fvcore, macs_torchprofile,
     flops_torch (+ flops_torch_fwd_bwd in fwd+bwd mode), latency_ms, latency_iqr_ms,
-    latency_reps, peak_mem_bytes, uncounted_ops, and ``breakdown`` (MACs per op per counter)
-    when asked. ``latency=False`` / ``memory=False`` skip those measurements (value None).
+    latency_reps, peak_mem_bytes, uncounted_ops, sdpa_backend (the attention kernel that ran,
+    empty for modules that call no SDPA), and ``breakdown`` (MACs per op per counter) when asked.
+    ``latency=False`` / ``memory=False`` skip those measurements (value None); ``sdpa_backend``
+    forces one SDPA backend (see ``measure``).
     """
     if len(shape) != 4:
         raise ValueError(f"a context module takes a (B, C, H, W) input; got shape {shape}")
@@ -366,43 +401,27 @@ def profile_module(
         "compile": compile,
         "params": count_params(module),
     }
-    row.update(measure(module, x, mode=mode, device=dev, channels_last=channels_last, compile=compile,
-                        latency=latency, memory=memory, breakdown=breakdown, max_time=max_time))
+    try:
+        row.update(measure(module, x, mode=mode, device=dev, channels_last=channels_last, compile=compile,
+                            latency=latency, memory=memory, breakdown=breakdown, max_time=max_time,
+                            sdpa_backend=sdpa_backend))
+    except SDPABackendError as exc:
+        raise SDPABackendError(f"{name} at {shape_str(shape)}: {exc}") from None
     return row
 
 
 # ----------------------------------------------------------------------------- scaling with n
 
 
-def fit_exponent(ns: list[float], values: list[float]) -> float:
-    """Growth exponent k of cost ~ n^k: the least-squares slope of log(value) against log(n) over
-    the upper half of the sweep (at least its two largest sizes).
-
-    Why the upper half: a module's cost is a sum of terms (self-attention: its 1x1 convolutions
-    grow as n, its n x n map as n^2). At small n the lower-order terms still weigh, and a fit over
-    the whole range reads in between (1.77 for `nonlocal` at C=512 over H=W=32..128); the top of
-    the sweep shows the leading term, which is what the O(.) of a module states.
-    """
-    pairs = sorted((math.log(n), math.log(v)) for n, v in zip(ns, values) if v is not None and v > 0)
-    if len({p[0] for p in pairs}) < 2:
-        if len({math.log(n) for n in ns}) < 2:
-            raise ValueError("a sweep needs at least two different sizes")
-        return float("nan")
-    upper = pairs[len(pairs) // 2 :] if len(pairs) >= 4 else pairs[-2:]
-    mx = sum(p[0] for p in upper) / len(upper)
-    my = sum(p[1] for p in upper) / len(upper)
-    sxx = sum((p[0] - mx) ** 2 for p in upper)
-    return sum((p[0] - mx) * (p[1] - my) for p in upper) / sxx
-
-
 def profile_sweep(
     name: str, sizes: list[int], *, shape: tuple[int, int, int, int] = PAPER_SHAPE, **kwargs: Any
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
+) -> tuple[list[dict[str, Any]], dict[str, ExponentFit]]:
     """Profile ``name`` at H = W = each of ``sizes`` (batch and channels from ``shape``) and fit
-    cost ~ n^k against n = H * W for MACs (torchprofile), latency and peak memory.
+    cost ~ n^k against n = H * W for MACs (torchprofile), latency and peak memory
+    (``hambench.scaling.fit_sweep``: latency only above the timing floor).
 
-    Returns (rows, {"macs": k, "latency": k, "memory": k}); each row also carries
-    ``sweep_size`` and the three ``exponent_*`` values.
+    Returns (rows, {"macs": fit, "latency": fit, "memory": fit}); each row also carries
+    ``sweep_size`` and the fits' columns (``exponent_<kind>``, ``_r2``, ``_n_min``, ``_n_max``, ``_points``).
     """
     if len(set(sizes)) < 2:
         raise ValueError(f"a sweep needs at least two different sizes, got {sizes}")
@@ -411,15 +430,10 @@ def profile_sweep(
         row = profile_module(name, shape=(shape[0], shape[1], size, size), **kwargs)
         row["sweep_size"] = size
         rows.append(row)
-    ns = [s * s for s in sizes]
-    exponents = {
-        "macs": fit_exponent(ns, [r["macs_torchprofile"] for r in rows]),
-        "latency": fit_exponent(ns, [r["latency_ms"] for r in rows]),
-        "memory": fit_exponent(ns, [r["peak_mem_bytes"] for r in rows]),
-    }
+    fits = fit_sweep({**r, "n": r["sweep_size"] ** 2} for r in rows)
     for row in rows:
-        row.update({f"exponent_{k}": v for k, v in exponents.items()})
-    return rows, exponents
+        row.update(fit_columns(fits))
+    return rows, fits
 
 
 # ----------------------------------------------------------------------------- whole models
@@ -450,6 +464,7 @@ def profile_model(
     mmcv: bool = True,
     max_time: float = 10.0,
     seed: int = 0,
+    sdpa_backend: str | None = None,
 ) -> dict[str, Any]:
     """Profile a whole-model preset (``hambench.models.presets``) on a (batch, 3, H, W) image.
 
@@ -480,7 +495,8 @@ def profile_model(
         model.train(mode == "fwd+bwd")
         row["macs_mmcv"] = count_mmcv(model, x)
     row.update(measure(model, x, mode=mode, device=dev, channels_last=channels_last, compile=compile,
-                        latency=latency, memory=memory, breakdown=True, max_time=max_time))
+                        latency=latency, memory=memory, breakdown=True, max_time=max_time,
+                        sdpa_backend=sdpa_backend))
     fvcore_ops = row["breakdown"]["fvcore"] if breakdown else row.pop("breakdown")["fvcore"]
     # fvcore before bmm support (fvcore PR #51, Jan 2021): its total without the bmm ops; and
     # without any product of two activations (bmm and matmul), as the original DANet's bmm hid.
@@ -497,6 +513,48 @@ def profile_model(
         "published_source": published.source,
     })
     return row
+
+
+MODEL_COST_MAX_TIME = 0.5  # seconds of timed runs: a trained model's cost is measured inside its trial
+
+
+class WithFixedInputs(nn.Module):
+    """``model(x, *fixed)`` as a one-input module, so ``measure`` (and the tracers of its counters)
+    can take a model with extra inputs, e.g. a class-conditional generator's labels."""
+
+    def __init__(self, model: nn.Module, *fixed: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        for i, t in enumerate(fixed):
+            self.register_buffer(f"fixed{i}", t, persistent=False)  # buffers: they follow .to(device)
+        self.count = len(fixed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, *(getattr(self, f"fixed{i}") for i in range(self.count)))
+
+
+def model_cost(
+    model: nn.Module, x: torch.Tensor, *, device: torch.device | str = "cpu", params: int | None = None,
+    shape: str | None = None, max_time: float = MODEL_COST_MAX_TIME,
+) -> dict[str, Any]:
+    """A trained model's own cost, as a seg or gan trial records it (``hambench.axes.MODEL_COST_COLUMNS``).
+
+    ``measure`` on ``model(x)``: inference (eval), the counters, latency and peak memory of the
+    module rows, so the two compare. ``params`` overrides the count (a segmentor counts its
+    auxiliary head, which ``model`` may not run); ``shape`` names what ``x`` stands for (a
+    generator's output image rather than its noise input). ``model_macs`` is torchprofile's count,
+    the report's MAC convention; fvcore's is beside it.
+    """
+    row = measure(model, x, mode="fwd", device=device, max_time=max_time)
+    return {
+        "model_params": count_params(model) if params is None else params,
+        "model_macs": row["macs_torchprofile"],
+        "model_macs_fvcore": row["macs_fvcore"],
+        "model_latency_ms": row["latency_ms"],
+        "model_latency_iqr_ms": row["latency_iqr_ms"],
+        "model_peak_mem_bytes": row["peak_mem_bytes"],
+        "model_shape": shape or shape_str(tuple(x.shape)),
+    }
 
 
 # ----------------------------------------------------------------------------- tables

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from hambench.axes import REFERENCE_COLUMNS, check_axes
 from hambench.registry import RegistryError, get_spec, module_names
 
 
@@ -74,6 +75,9 @@ class ProfileSpec(_Strict):
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
     mode: Literal["fwd", "fwd+bwd"] = "fwd"
     max_time: float = Field(10.0, gt=0)  # seconds of timed runs per latency measurement, at most
+    # Force one scaled_dot_product_attention kernel (hambench.sdpa.BACKENDS); None: PyTorch's choice.
+    # Either way each row's `sdpa_backend` column names the kernel that ran.
+    sdpa_backend: Literal["math", "flash", "efficient", "cudnn"] | None = None
     resources: Resources = Resources()
 
     @field_validator("shape")
@@ -107,7 +111,7 @@ class Grid(_Strict):
     backbones: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     head: Literal["context", "single", "light"] = "context"  # seg: see hambench.models.segmentor
     data: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0])  # `seeds: 5` means [0, 1, 2, 3, 4]
     options: dict[str, list[Any]] = Field(default_factory=dict)  # applied to every module here
     pretrained: str | None = None  # a local checkpoint for the backbone; nothing is downloaded
     task_options: dict[str, Any] = Field(default_factory=dict)  # extra SegConfig / GanConfig fields
@@ -123,6 +127,35 @@ class Grid(_Strict):
     @classmethod
     def _listify(cls, options: Any) -> Any:
         return _listify_values(options)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, seeds: Any) -> list[int]:
+        return seed_list(seeds)
+
+
+SEEDS_EXPECTED = "a count (`seeds: 5` runs seeds 0..4) or a list of distinct non-negative integers (`seeds: [0, 3]`)"
+
+
+def seed_list(seeds: Any) -> list[int]:
+    """The seeds a grid names: a count n >= 1 means 0..n-1; a list is taken as written. Anything
+    else (0, a negative, a duplicate, 1.5, "3", true) raises naming what is expected."""
+    def integer(value: Any) -> bool:  # YAML's `true` is a Python int, and 2.0 is not a seed
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if integer(seeds):
+        if seeds < 1:
+            raise ValueError(f"seeds must be {SEEDS_EXPECTED}; got {seeds!r}")
+        return list(range(seeds))
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"seeds must be {SEEDS_EXPECTED}; got {seeds!r}")
+    bad = [s for s in seeds if not integer(s) or s < 0]
+    if bad:
+        raise ValueError(f"seeds must be {SEEDS_EXPECTED}; got {seeds!r} ({', '.join(map(repr, bad))} not allowed)")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ValueError(f"seeds must be {SEEDS_EXPECTED}; got {seeds!r} ({', '.join(map(str, twice))} twice)")
+    return list(seeds)
 
 
 class ParetoAxes(_Strict):
@@ -140,7 +173,7 @@ class Suite(_Strict):
     profile: ProfileSpec | None = None
     metrics: list[str] = Field(default_factory=list)
     pareto: list[ParetoAxes] = Field(default_factory=list)
-    references: str | None = None  # a CSV of published points (hambench.reports ships some)
+    references: str | None = None  # a CSV of published points: beside the suite, or shipped (references.csv)
     max_concurrent: int | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0)  # retries after a node or worker dies (not after a raise)
 
@@ -148,6 +181,20 @@ class Suite(_Strict):
     @classmethod
     def _one_or_many(cls, grid: Any) -> Any:
         return [grid] if isinstance(grid, dict) else grid
+
+    @field_validator("pareto")
+    @classmethod
+    def _honest_axes(cls, pareto: list[ParetoAxes], info: ValidationInfo) -> list[ParetoAxes]:
+        # Like with like: an accuracy against the whole model's cost, a module cost against another
+        # (hambench.axes). Checked here so a bad pair fails before Ray starts, not in the report.
+        task = info.data.get("task")
+        if task is None:  # the task itself was invalid: that error is reported instead
+            return pareto
+        for i, axes in enumerate(pareto):
+            why = check_axes(axes.x, axes.y, task, profiled=info.data.get("profile") is not None)
+            if why:
+                raise ValueError(f"entry {i} {{x: {axes.x}, y: {axes.y}}}: {why}")
+        return pareto
 
     @model_validator(mode="after")
     def _task_needs(self) -> Suite:
@@ -202,8 +249,9 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
 def _describe(error: dict[str, Any]) -> str:
     field = ".".join(str(p) for p in error["loc"]) or "(top level)"
     got = error.get("input")
-    got = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-    return f"{field}: {error['msg']}{got}"
+    msg = error["msg"].removeprefix("Value error, ")  # our own validators' messages say what they got
+    got = "" if isinstance(got, (dict, list)) or error["type"] == "value_error" else f" (got {got!r})"
+    return f"{field}: {msg}{got}"
 
 
 def parse_suite(data: Any, source: str = "<suite>") -> Suite:
@@ -213,7 +261,10 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:
-        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        errors = [_describe(e) for e in exc.errors()]
+        if len(errors) == 1:  # the usual case: one line naming the file, the field and what it takes
+            raise SuiteError(f"{source}: invalid suite: {errors[0]}") from None
+        lines = "\n  ".join(errors)
         raise SuiteError(f"{source}: invalid suite\n  {lines}") from None
 
 
@@ -223,7 +274,54 @@ def load_suite(name_or_path: str | Path) -> Suite:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from None
-    return parse_suite(data, str(path))
+    suite = parse_suite(data, str(path))
+    references_path(suite, path)  # a missing or malformed file fails now, before anything runs
+    return suite
+
+
+def _shipped_references_dir() -> Path:
+    """hambench.reports' folder, found without importing it (that would load plotly)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hambench.reports")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def shipped_references() -> list[str]:
+    """The reference files hambench ships (``references: NAME`` finds them by name)."""
+    return sorted(p.name for p in _shipped_references_dir().glob("*.csv"))
+
+
+def references_path(suite: Suite, suite_file: str | Path | None = None) -> Path | None:
+    """The CSV a suite's ``references:`` names: a path relative to the suite file (or absolute),
+    else a file shipped with hambench. None when the suite names none (the report then uses the
+    shipped references.csv). Raises SuiteError, one line naming the file, the field and what it takes."""
+    if suite.references is None:
+        return None
+    source = str(suite_file or suite.name)
+    name = Path(suite.references).expanduser()
+    here = (Path(suite_file).parent if suite_file else Path.cwd()) / name
+    shipped = _shipped_references_dir() / name.name if len(name.parts) == 1 else None  # a bare name only
+    path = here if here.is_file() else shipped if shipped is not None and shipped.is_file() else None
+    if path is None:
+        raise SuiteError(f"{source}: invalid suite: references: {suite.references!r}: no such file (looked at {here}); "
+                         f"valid: a CSV beside the suite or a shipped one ({', '.join(shipped_references())})")
+    missing = [c for c in REFERENCE_COLUMNS if c not in _csv_header(path)]
+    if missing:
+        raise SuiteError(f"{source}: invalid suite: references: {path} lacks the column(s) {', '.join(missing)}; "
+                         f"a references file has {', '.join(REFERENCE_COLUMNS)} (see hambench/reports/references.csv)")
+    return path
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first non-comment line of a CSV, split (references files start with '#' notes)."""
+    import csv
+
+    with path.open(newline="") as f:
+        for row in csv.reader(line for line in f if not line.startswith("#")):
+            return [c.strip() for c in row]
+    return []
 
 
 def suite_to_yaml(suite: Suite) -> str:
@@ -235,11 +333,14 @@ def suite_to_yaml(suite: Suite) -> str:
 SMOKE_BUDGET = dict(iters=4, eval_interval=2, batch=2, crop=(64, 64), res=32)
 SMOKE_PROFILE_SHAPE = (1, 64, 16, 16)
 SMOKE_SWEEP = [8, 16]
+SMOKE_SEEDS = 2  # two seeds are enough to exercise the intervals and ranks; more only cost time
 
 
 def smoke(suite: Suite) -> Suite:
-    """The same suite with tiny budgets: every path runs in seconds per trial (CI's ``--smoke``)."""
-    update: dict[str, Any] = {"resources": Resources(cpu=1.0)}
+    """The same suite with tiny budgets: every path runs in seconds per trial (CI's ``--smoke``).
+    Each grid keeps its first SMOKE_SEEDS seeds (a one-seed grid keeps its one)."""
+    grids = [g.model_copy(update={"seeds": g.seeds[:SMOKE_SEEDS]}) for g in suite.grid]
+    update: dict[str, Any] = {"resources": Resources(cpu=1.0), "grid": grids}
     if suite.budget is not None:
         update["budget"] = suite.budget.model_copy(update=SMOKE_BUDGET)
     if suite.profile is not None:

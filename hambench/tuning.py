@@ -3,6 +3,7 @@
 The driver (``run_suite``) expands the suite, prepares the data once, starts Ray (embedded, or
 joins ``--address``), runs a ``Tuner`` (or ``Tuner.restore`` on ``--resume``) and finally writes the
 run directory ``<out>/<suite>/<run-id>/``: ``results.parquet`` (one row per trial),
+``summary.csv`` (n, mean, 95 % interval and rank per configuration: ``hambench.stats.summarize``),
 ``profile.parquet``, ``history.parquet``, ``suite.yaml``, ``meta.json`` and ``report.html``.
 
 Inside a trial (``run_trial``):
@@ -43,9 +44,13 @@ import pyarrow.fs
 import ray
 from ray import tune
 
+from hambench.axes import MODEL_COST_COLUMNS
 from hambench.io import atomic_write, atomic_write_json, atomic_write_text
 from hambench.registry import load_plugin
-from hambench.suite import Suite, Trial, expand, load_suite, resolve_suite_path, smoke, suite_to_yaml
+from hambench.stats import ACCURACY_METRICS, MAXIMIZE, summarize
+from hambench.suite import (
+    Suite, Trial, expand, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml,
+)
 
 DEVICE_RESOURCE = "hambench_device"  # one unit per node; see the module docstring
 TRAIN_SHARE = 0.01  # of DEVICE_RESOURCE held by a training trial (up to 100 per node)
@@ -53,9 +58,8 @@ COST_COLUMNS = [
     "params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "latency_iqr_ms",
     "peak_mem_bytes", "profile_shape",
 ]
-ACCURACY_COLUMNS = {"seg": ["mIoU", "aAcc"], "gan": ["fid", "fid_surrogate", "symmetry_error"], "profile": []}
-# Which way is better, for the progress line's "best" column.
-MAXIMIZE = {"mIoU", "aAcc", "mAcc"}
+# The accuracy columns each task writes; which way is better (MAXIMIZE) lives in hambench.stats too.
+ACCURACY_COLUMNS = {task: list(metrics) for task, metrics in ACCURACY_METRICS.items()}
 
 
 class SuiteRunError(RuntimeError):
@@ -86,6 +90,13 @@ class RunOptions:
 
 def _write_parquet(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_summary(run_dir: Path, results: pd.DataFrame) -> Path:
+    """``summary.csv``: ``hambench.stats.summarize`` of the results table (n, mean, 95 % interval,
+    rank with ties, costs per configuration), written atomically; the report computes the same."""
+    summary = summarize(results)
+    return atomic_write(run_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
 
 
 def _node_name() -> str:
@@ -165,7 +176,8 @@ def _profile_row_columns(row: dict[str, Any]) -> dict[str, Any]:
 def _run_profile(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
     """Module cost at the suite's shape, then one step per n-sweep size (as ``profile_sweep`` does,
     but a Tune checkpoint after each step, so a retried trial skips the sizes it has measured)."""
-    from hambench.profiling import fit_exponent, profile_module
+    from hambench.profiling import profile_module
+    from hambench.scaling import fit_columns, fit_sweep
 
     spec = trial.profile
     assert spec is not None
@@ -176,19 +188,14 @@ def _run_profile(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
     for step in range(len(rows), len(shapes)):
         row = profile_module(
             trial.module, shape=shapes[step], device=spec.device, dtype=spec.dtype, mode=spec.mode,
-            options=dict(trial.options), max_time=spec.max_time,
+            options=dict(trial.options), max_time=spec.max_time, sdpa_backend=spec.sdpa_backend,
         )
         row["sweep_size"] = None if step == 0 else spec.sweep[step - 1]
         rows.append(row)
         _report({"iter": step + 1, **_profile_row_columns(row)}, {"rows": rows}, ctx["where"])
     sweep = rows[1:]
-    if len(sweep) >= 2:
-        n = [r["sweep_size"] ** 2 for r in sweep]
-        exponents = {  # the fit profile_sweep makes
-            "exponent_macs": fit_exponent(n, [r["macs_torchprofile"] for r in sweep]),
-            "exponent_latency": fit_exponent(n, [r["latency_ms"] for r in sweep]),
-            "exponent_memory": fit_exponent(n, [r["peak_mem_bytes"] for r in sweep]),
-        }
+    if len({r["sweep_size"] for r in sweep}) >= 2:
+        exponents = fit_columns(fit_sweep({**r, "n": r["sweep_size"] ** 2} for r in sweep))  # as profile_sweep
         for r in sweep:
             r.update(exponents)
     main = rows[0]
@@ -238,6 +245,7 @@ def _run_seg(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
         pretrained=trial.pretrained, threads=max(1, int(trial.resources.cpu)), plugins=list(ctx["plugins"]),
     ) | trial.task_options)
     final = train_seg(cfg, callback=_checkpoint_callback(ctx["where"]))
+    final.update(_model_cost(trial, lambda device: _seg_model(cfg, device)))
     return {k: v for k, v in final.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 
@@ -255,7 +263,78 @@ def _run_gan(trial: Trial, ctx: dict[str, Any]) -> dict[str, Any]:
         device=_train_device(trial),
     ) | trial.task_options)
     final = train_gan(cfg, callback=_checkpoint_callback(ctx["where"]))
+    final.update(_model_cost(trial, lambda device: _generator(cfg, device)))
     return {k: v for k, v in final.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+# --- the trained model's own cost --------------------------------------------------------------
+# Measured here, after training, on the trial's device and threads, with the profiler's conventions
+# (hambench.profiling.model_cost): the x of the report's accuracy fronts. The architecture the trial
+# trained is rebuilt from its config: weights change no count, no allocation and no op the latency
+# depends on, and rebuilding keeps the task's training loop free of measurement code.
+
+
+def _model_cost(trial: Trial, build: Callable[[Any], tuple[Any, Any, int | None, str | None]]) -> dict[str, Any]:
+    """The ``model_*`` columns of a training trial, and what measuring them took. A failure leaves
+    them empty with its reason in ``model_cost_error``: the accuracy the trial paid for still counts."""
+    import torch
+
+    from hambench.profiling import model_cost
+
+    start = time.perf_counter()
+    torch.set_num_threads(max(1, int(trial.resources.cpu)))  # the trial's threads (the task may have set others)
+    device = torch.device(_train_device(trial))
+    try:
+        model, x, params, shape = build(device)
+        cols = {**model_cost(model, x, device=device, params=params, shape=shape), "model_cost_error": ""}
+    except Exception as exc:
+        cols = {c: None for c in MODEL_COST_COLUMNS} | {"model_cost_error": f"{type(exc).__name__}: {exc}"}
+    cols["model_cost_seconds"] = round(time.perf_counter() - start, 3)
+    return cols
+
+
+def _seg_model(cfg: Any, device: Any) -> tuple[Any, Any, int, str | None]:
+    """The trial's segmentor on its inference path (backbone, decode head, logits resized to the
+    input) and one image at the training crop; params count the auxiliary head, as published tables do."""
+    import torch
+
+    from hambench.data import dataset_spec
+    from hambench.models.presets import InferencePath
+    from hambench.models.segmentor import build_segmentor
+    from hambench.profiling import count_params
+
+    norm = "BN" if cfg.norm in (None, "SyncBN") else cfg.norm  # SyncBN needs a process group; same cost as BN
+    segmentor = build_segmentor(cfg.backbone, cfg.context, context_cfg=cfg.context_opts,
+                                num_classes=dataset_spec(cfg.data).num_classes, head=cfg.head,
+                                aux_head=cfg.aux_head, norm=norm)
+    params = count_params(segmentor)
+    x = torch.randn(1, 3, *cfg.resolved_crop(), generator=torch.Generator().manual_seed(0))
+    return InferencePath(segmentor).to(device), x.to(device), params, None
+
+
+def _generator(cfg: Any, device: Any) -> tuple[Any, Any, None, str]:
+    """The trial's generator from one noise vector and a fixed class to one image at its output size."""
+    import torch
+
+    from hambench.profiling import WithFixedInputs
+    from hambench.tasks.gan_models import Generator, default_context_res
+
+    G = Generator(cfg.res, _gan_classes(cfg), z_dim=cfg.z_dim, ch=cfg.ch, context=cfg.context,
+                  context_res=cfg.context_res or default_context_res(cfg.res), context_opts=cfg.context_opts)
+    z = torch.randn(1, cfg.z_dim, generator=torch.Generator().manual_seed(0))
+    label = torch.zeros(1, dtype=torch.long)  # the class only picks rows of the embeddings: any costs the same
+    return WithFixedInputs(G, label).to(device), z.to(device), None, f"1x3x{cfg.res}x{cfg.res}"
+
+
+def _gan_classes(cfg: Any) -> int:
+    """Classes of the trial's data set, as train_gan's data set has them (without reading its images)."""
+    if cfg.data == "synthetic-shapes":
+        from hambench.data.synthetic_shapes import SyntheticShapes
+
+        return len(SyntheticShapes.classes)
+    from torchvision.datasets.folder import find_classes  # what ImageFolder lists: the class folders
+
+    return len(find_classes(cfg.data_root)[0])
 
 
 TASKS: dict[str, Callable[[Trial, dict[str, Any]], dict[str, Any]]] = {
@@ -263,6 +342,33 @@ TASKS: dict[str, Callable[[Trial, dict[str, Any]], dict[str, Any]]] = {
     "seg": _run_seg,
     "gan": _run_gan,
 }
+
+
+def module_width(trial: Trial) -> int | None:
+    """The width (channels) the trial builds its context module at: the profile shape's C, or the
+    seg backbone's head width. None for a GAN, which builds it twice (in G and in D, two widths)."""
+    if trial.task == "profile":
+        assert trial.profile is not None
+        return trial.profile.shape[1]
+    if trial.task == "seg":
+        from hambench.models.segmentor import get_backbone
+
+        return get_backbone(trial.backbone).head_channels
+    return None
+
+
+def resolved_options(trial: Trial) -> dict[str, Any]:
+    """The options the module is really built with (defaults filled in, widths derived from the
+    module's width), as ``hambench.registry.resolve_options`` computes them; the given options
+    where the width is not one number (gan)."""
+    from hambench.registry import resolve_options
+
+    width = module_width(trial)
+    return dict(trial.options) if width is None else resolve_options(trial.module, width, **trial.options)
+
+
+def _options_json(options: dict[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, default=str)
 
 
 def run_trial(config: dict[str, Any]) -> None:
@@ -287,10 +393,14 @@ def run_trial(config: dict[str, Any]) -> None:
     device = trial.profile.device if trial.profile is not None else _train_device(trial)
     where = {"node": _node_name(), "device": device, "device_name": device_name(torch.device(device))}
     try:
-        final = {**where, **TASKS[trial.task](trial, {**config, "where": where}), "status": "ok", "error": ""}
+        resolved = {"resolved_options": _options_json(resolved_options(trial))}
+    except Exception:  # a bad option: the task raises on it below and records why
+        resolved = {}
+    try:
+        final = {**where, **resolved, **TASKS[trial.task](trial, {**config, "where": where}), "status": "ok", "error": ""}
     except Exception as exc:  # the trial failed on its own (bad option, OOM, NaN): record, go on
         tb = "".join(traceback.format_exception(exc)[-6:])
-        final = {**where, "status": "failed", "error": f"{type(exc).__name__}: {exc}\n{tb}"}
+        final = {**where, **resolved, "status": "failed", "error": f"{type(exc).__name__}: {exc}\n{tb}"}
     final["seconds"] = time.perf_counter() - start
     final["done"] = True
     write_done(config["done_uri"], trial.trial_id, final)
@@ -404,10 +514,13 @@ def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any],
     err = metrics.get("error") or ""
     if error is not None:  # Tune-level failure: the trial's process or node died beyond its retries
         err = f"{type(error).__name__}: {error}"
+    given = _options_json(trial.options)
     row = {
         "suite": suite.name, "run_id": run_id, "trial_id": trial.trial_id, "task": trial.task,
         "module": trial.module, "family": trial.family, "backbone": trial.backbone, "head": trial.head,
-        "data": trial.data, "seed": trial.seed, "options": json.dumps(trial.options, sort_keys=True),
+        "data": trial.data, "seed": trial.seed,
+        # What the module was built with (a done record from before resolved options: as given).
+        "options": metrics.get("resolved_options") or given, "options_given": given,
         "iters": metrics.get("iters", metrics.get("iter")), "status": status, "error": err,
         "node": metrics.get("node"), "device": metrics.get("device"), "device_name": metrics.get("device_name"),
         "seconds": metrics.get("seconds"),
@@ -416,13 +529,18 @@ def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any],
         row[col] = metrics.get(col)
     for col in ACCURACY_COLUMNS[trial.task]:
         row[col] = metrics.get(col)
+    if trial.task != "profile":  # the trained model's own cost, measured in the trial (_model_cost)
+        for col in MODEL_COST_COLUMNS:
+            row[col] = metrics.get(col)
     return row
 
 
 def _profile_rows(trial: Trial, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     rows = json.loads(metrics.get("profile_rows") or "[]")
+    given = _options_json(trial.options)
     for r in rows:
-        r.update(trial_id=trial.trial_id, node=metrics.get("node"), options=json.dumps(trial.options, sort_keys=True))
+        r.update(trial_id=trial.trial_id, node=metrics.get("node"), options=metrics.get("resolved_options") or given,
+                 options_given=given)
         r["uncounted_ops"] = json.dumps(r.get("uncounted_ops") or [])
     return rows
 
@@ -455,12 +573,13 @@ def collect_tables(suite: Suite, run_id: str, results: Any) -> tuple[pd.DataFram
         history.append(_history_rows(trial, result.metrics_dataframe))
     table = pd.DataFrame(list(rows.values()))
     prof = pd.DataFrame(profile)
-    # Training rows carry their module's cost, measured by the profiling trial of the same options.
+    # Training rows carry their module's cost, measured by the profiling trial of the same options
+    # as the suite gave them: the resolved ones differ (a seg head is wider than the profile shape).
     if not table.empty and (table["task"] == "profile").any():
-        cost = table[table["task"] == "profile"].set_index(["module", "options"])[COST_COLUMNS]
+        cost = table[table["task"] == "profile"].set_index(["module", "options_given"])[COST_COLUMNS]
         train = table["task"] != "profile"
         for i in table.index[train]:
-            key = (table.at[i, "module"], table.at[i, "options"])
+            key = (table.at[i, "module"], table.at[i, "options_given"])
             if key in cost.index:
                 for col in COST_COLUMNS:
                     table.at[i, col] = cost.at[key, col]
@@ -590,7 +709,7 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
     storage = (opts.storage or str(run_dir)).rstrip("/")
     experiment = meta.get("experiment") or f"{storage}/tune-{suite.name}-{run_dir.name}"  # a path or a URI
     if not opts.resume:
-        atomic_write_text(run_dir / "suite.yaml", suite_to_yaml(resolved))
+        atomic_write_text(run_dir / "suite.yaml", suite_to_yaml(_keep_references(resolved, source, run_dir)))
     data_roots = {} if suite.task == "profile" else _prepare_data(trials, opts, run_dir)
 
     ray_tmp = tempfile.mkdtemp(prefix="hb-ray-")  # short: Ray's socket paths must stay < 108 chars
@@ -627,11 +746,22 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
     if not prof.empty:
         _write_parquet(run_dir / "profile.parquet", prof)
     _write_parquet(run_dir / "history.parquet", hist)
+    write_summary(run_dir, table)
     meta.update(finished=dt.datetime.now().isoformat(timespec="seconds"), status_counts=table["status"].value_counts().to_dict())
     atomic_write_json(meta_path, meta)
     if opts.report:
         _render_report(run_dir)
     return run_dir
+
+
+def _keep_references(suite: Suite, source: str, run_dir: Path) -> Suite:
+    """The suite's ``references:`` file copied into the run directory, and the suite pointing at the
+    copy: the report reads the published points the run was made with, wherever the suite file went."""
+    path = references_path(suite, source)  # checked by load_suite already
+    if path is None:
+        return suite
+    shutil.copyfile(path, run_dir / path.name)
+    return suite.model_copy(update={"references": path.name})
 
 
 def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions, progress: Progress,

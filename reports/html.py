@@ -22,7 +22,8 @@ from plotly.offline import get_plotlyjs
 
 from hambench.io import atomic_write_text
 from hambench.reports.figures import build_figures, si, with_macs
-from hambench.reports.runs import Runs, load_references, load_runs
+from hambench.reports.runs import Runs, load_runs, run_axes, run_references
+from hambench.stats import format_mean_ci, format_rank, options_label, summarize
 
 # A short modebar (save, zoom, pan, reset) so it does not cover the titles of narrow plots.
 PLOT_CONFIG = {
@@ -105,17 +106,92 @@ def _figure_div(fig: go.Figure) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def pareto_section(figures: dict[str, go.Figure]) -> str:
+RANKING_RULE = (
+    "Mean ± half width of the 95% confidence interval over seeds (Student t). Rank = 1 + the number of "
+    "configurations of the same task, data set and metric that are significantly better (Welch's "
+    "two-sided t-test, 5%): configurations that cannot be told apart share a rank. A configuration with "
+    "one seed has no interval and is not ranked. Cost: the whole model where the task measured it "
+    "(<code>model_*</code>), else the context module at the profiled shape."
+)
+
+
+def _ranking_cost_columns(rows: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column, header, unit) of the costs shown: the whole model's where measured, else the module's."""
+    def have(col: str) -> bool:
+        return col in rows and pd.to_numeric(rows[col], errors="coerce").notna().any()
+
+    out = []
+    for model, module, name, unit in (("model_macs", "macs", "MACs", ""), ("model_params", "params", "params", "")):
+        if have(model):
+            out.append((model, f"model {name}", unit))
+        elif have(module):
+            out.append((module, f"module {name}", unit))
+    return out
+
+
+def _ranking_table(rows: pd.DataFrame) -> str:
+    metric = str(rows["metric"].iloc[0])
+    several = [c for c in ("backbone", "head") if c in rows and rows[c].astype(str).nunique() > 1]
+    costs = _ranking_cost_columns(rows)
+    failed = pd.to_numeric(rows["failed"], errors="coerce").fillna(0).sum() > 0
+    columns = ["module", "family", *several, "options", "n", f"{metric} (mean ± 95% CI)", "rank",
+               *(["failed"] if failed else []), *(header for _, header, _ in costs)]
+    body = []
+    for _, r in rows.iterrows():
+        n = int(r["n"]) if pd.notna(r["n"]) else 0
+        mean = e(format_mean_ci(r["mean"], r["ci_half"], n))
+        if n >= 2:  # the interval itself beside mean ± half width
+            mean += f" <span class='muted'>[{r['ci_low']:.4g}, {r['ci_high']:.4g}]</span>"
+        body.append([
+            (e(r["module"]), None), (e(r["family"]), None), *((e(r[c]), None) for c in several),
+            (f"<span title='{e(r['options'])}'>{e(options_label(str(r['module']), r['options']))}</span>", None),
+            (e(n), n), (mean, _num(r["mean"])),
+            (e(format_rank(r["rank"], bool(r["tied"]))), _num(r["rank"])),
+            *([(e(int(r["failed"])), int(r["failed"]))] if failed else []),
+            *((e(si(_num(r.get(col)), unit)), _num(r.get(col))) for col, _, unit in costs),
+        ])
+    return _table(columns, body, sortable=True)
+
+
+def ranking_section(runs: Runs) -> str:
+    """The ranking table at the top of the report: per task and data set, each configuration's
+    headline metric (n, mean ± 95 % CI, rank with ties) and cost, from hambench.stats.summarize."""
+    summary = summarize(runs.results)
+    rows = summary[summary["headline"].astype(bool) & (summary["metric"].fillna("") != "")] if not summary.empty else summary
+    out = ['<section id="ranking"><h2>Ranking</h2>']
+    if rows.empty:
+        out.append("<p class='muted'>No accuracy metric in these runs: nothing to rank (module costs below).</p>")
+        return "\n".join(out + ["</section>"])
+    out.append(f"<p class='muted'>{RANKING_RULE}</p>")
+    for (task, data, metric), grp in rows.groupby(["task", "data", "metric"], sort=False, dropna=False):
+        better = "higher" if grp["sense"].iloc[0] == "max" else "lower"
+        out.append(f"<h3>{e(task)} on {e(data)}: {e(metric)} ({better} is better)</h3>")
+        out.append(_ranking_table(grp))
+    return "\n".join(out + ["</section>"])
+
+
+def _axis_notes(notes: Iterable[str]) -> str:
+    """The suite axes that were not drawn, and why (one line each)."""
+    return "".join(f"<p class='muted'>{e(n)}</p>" for n in notes)
+
+
+def pareto_section(figures: dict[str, go.Figure], axis_notes: Iterable[str] = ()) -> str:
     keys = [k for k in figures if k.startswith("pareto/")]
     if not keys:
         return "<h2>Accuracy vs cost</h2><p class='muted'>No successful trial in these runs has both an accuracy " \
-               "metric (mIoU, fid, fid_surrogate) and a cost (MACs, params, latency, peak memory): nothing to " \
-               "put on a Pareto front.</p>"
-    out = ["<h2>Accuracy vs cost: Pareto fronts</h2>",
-           "<p class='muted'>Mean over seeds with std error bars; colour = module family, marker = backbone. "
+               "metric (mIoU, fid, fid_surrogate) and a whole-model cost (<code>model_*</code>: MACs, params, " \
+               "latency, peak memory of the trained model, measured by each seg and gan trial; runs made before " \
+               "hambench measured them have none): nothing to put on a Pareto front.</p>" + _axis_notes(axis_notes)
+    out = ["<h2>Accuracy vs cost of the whole model: Pareto fronts</h2>",
+           "<p class='muted'>Mean over seeds with 95% confidence intervals (Student t) as error bars, the "
+           "numbers of the ranking table; a configuration with one seed has no error bar (its hover says so). "
+           "Colour = module family, marker = backbone. "
            "The dotted step line joins the non-dominated configurations (labelled); dominated ones are dimmed. "
-           "Hollow diamonds are published numbers from <code>references.csv</code> (whole model at the "
-           "published crop size; hover for the source). Click a legend entry to hide it.</p>"]
+           "The cost is the whole trained model's (<code>model_*</code>: measured in its trial, batch 1, "
+           "inference, at its training crop; a GAN's generator at its output size), not the context module's, "
+           "which has its own view below. Hollow diamonds are published whole models, drawn only on a front of "
+           "the same task, data set and metric (MACs only at the same input size); each front says in one line "
+           "what it shows of them. Click a legend entry to hide it.</p>", _axis_notes(axis_notes)]
     groups: dict[tuple[str, str], list[str]] = {}
     for k in keys:
         data, metric, _cost = k.removeprefix("pareto/").rsplit("/", 2)  # a data name may hold "/"
@@ -127,13 +203,32 @@ def pareto_section(figures: dict[str, go.Figure]) -> str:
     return "\n".join(out)
 
 
+def module_section(figures: dict[str, go.Figure]) -> str:
+    """The context module's own cost at the profile shape: cost against cost, no accuracy."""
+    keys = [k for k in figures if k.startswith("module/")]
+    if not keys:
+        return ""
+    return ("<h2>The context module alone: cost at the profile shape</h2><p class='muted'>What the context "
+            "module costs by itself, measured by its profiling trial on a random input of the profile shape "
+            "(B×C×H×W), apart from any backbone or head; both axes lower is better, the dotted line joins the "
+            "modules no other beats on both. No accuracy here: a trained model's accuracy belongs to the whole "
+            "model's cost (the fronts above).</p>"
+            "<div class='grid'>" + "".join(_figure_div(figures[k]) for k in keys) + "</div>")
+
+
 def scaling_section(figures: dict[str, go.Figure]) -> str:
+    from hambench.scaling import LATENCY_FLOOR_MS, MAX_SPREAD
+
     keys = [k for k in figures if k.startswith("scaling/")]
     if not keys:
         return "<h2>Scaling with resolution</h2><p class='muted'>No n-sweep rows in profile.parquet.</p>"
     return ("<h2>Scaling with resolution</h2><p class='muted'>Module cost against n = H·W on log-log axes; "
             "the legend gives each module's fitted exponent k of cost ∝ n<sup>k</sup> "
-            "(1 = linear like Hamburger's O(ndr), 2 = quadratic like self-attention's n×n map).</p>"
+            "(1 = linear like Hamburger's O(ndr), 2 = quadratic like self-attention's n×n map), the range of n "
+            "it was fitted over and its R². Latency is fitted only over sizes above the timing floor "
+            f"(median ≥ {LATENCY_FLOOR_MS:g} ms and IQR/median &lt; {MAX_SPREAD:.0%}; hollow markers are the "
+            "sizes left out) and needs three of them; with fewer the legend says <i>no fit</i> and why. MACs and "
+            "memory are exact counts: every size counts, two suffice.</p>"
             "<div class='grid3'>" + "".join(_figure_div(figures[k]) for k in keys) + "</div>")
 
 
@@ -198,7 +293,7 @@ def cost_section(runs: Runs) -> str:
             "FlopCounterMode (2 per MAC).</p>" + _table(columns, table_rows, sortable=True))
 
 
-def references_section(references: pd.DataFrame) -> str:
+def references_section(references: pd.DataFrame, names: Iterable[str] = ("references.csv",)) -> str:
     columns = ["source", "task", "dataset", "split", "method", "backbone", "module", "eval", "mIoU", "FID",
                "params (M)", "GMACs", "notes"]
     rows = [[(f'<a href="{e(r["url"])}">{e(r["source"])}</a>', None), (e(r["task"]), None),
@@ -209,7 +304,8 @@ def references_section(references: pd.DataFrame) -> str:
              (e(r["notes"]) if pd.notna(r["notes"]) else "", None)]
             for _, r in references.iterrows()]
     return ("<details><summary><b>Published reference points</b> "
-            f"({len(references)} rows from <code>hambench/reports/references.csv</code>)</summary>"
+            f"({len(references)} rows from {', '.join(f'<code>{e(n)}</code>' for n in names)}; drawn only on fronts "
+            "of the same task, data set and metric)</summary>"
             + _table(columns, rows, sortable=True) + "</details>")
 
 
@@ -269,7 +365,8 @@ def runs_section(runs: Runs) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFrame) -> str:
+def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFrame, *,
+                reference_names: Iterable[str] = ("references.csv",), axis_notes: Iterable[str] = ()) -> str:
     suites = ", ".join(dict.fromkeys(str(m.get("suite")) for m in runs.meta))
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     run_list = ", ".join(f"{m.get('suite')}/{m.get('run_id')}" for m in runs.meta)
@@ -281,10 +378,12 @@ def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFr
 <h1>hambench report: {e(suites)}</h1>
 <p class="muted">{len(runs.meta)} run(s): {e(run_list)} · generated {e(generated)} ·
 plotly {e(plotly.__version__)}</p>
-{pareto_section(figures)}
+{ranking_section(runs)}
+{pareto_section(figures, axis_notes)}
+{module_section(figures)}
 {scaling_section(figures)}
 {cost_section(runs)}
-{references_section(references)}
+{references_section(references, reference_names)}
 {runs_section(runs)}
 <script>{SORT_JS}</script>
 </body></html>
@@ -297,11 +396,22 @@ def default_out(run_dirs: list[Path]) -> Path:
     return (dirs[0] if len(dirs) == 1 else Path(os.path.commonpath(dirs))) / "report.html"
 
 
-def render_report(run_dirs: list[Path], out: Path | None = None) -> Path:
-    """Render one self-contained HTML report from one or more run directories; returns its path."""
+def render_report(run_dirs: list[Path], out: Path | None = None, figures_format: str | None = None) -> Path:
+    """Render one self-contained HTML report from one or more run directories; returns its path.
+
+    The suites' ``pareto:`` pick the axes and their ``references:`` the published points.
+    ``figures_format`` (svg, pdf, png) also writes every figure as a file into ``<report>-figures/``
+    beside the HTML (``hambench.reports.export``); what that needs is checked first, so a missing
+    kaleido or Chromium fails before any work, with one line naming it."""
+    from hambench.reports.export import check_export, export_figures, figures_dir
+
+    browser = check_export(figures_format) if figures_format else None
     runs = load_runs([Path(d) for d in run_dirs])
-    references = load_references()
-    figures = build_figures(runs.results, runs.profile, references)
+    references, names = run_references(runs)
+    axes, notes = run_axes(runs)
+    figures = build_figures(runs.results, runs.profile, references, axes=axes, references_name=", ".join(names))
     path = Path(out) if out is not None else default_out(run_dirs)
-    atomic_write_text(path, report_html(runs, figures, references))
+    atomic_write_text(path, report_html(runs, figures, references, reference_names=names, axis_notes=notes))
+    if figures_format:
+        export_figures(figures, figures_dir(path), figures_format, browser=browser)
     return path

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
+
+from hambench.axes import DEFAULT_METRICS, DEFAULT_MODULE_AXES, MODEL_COST_COLUMNS, MODEL_COSTS, check_axes
 
 RESULT_COLUMNS = [
     "suite", "run_id", "trial_id", "task", "module", "family", "backbone", "data", "seed", "options",
     "iters", "status", "error", "node", "device", "device_name", "seconds",
     "params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "latency_iqr_ms",
     "peak_mem_bytes", "profile_shape", "mIoU", "aAcc", "fid", "fid_surrogate", "symmetry_error",
+    *MODEL_COST_COLUMNS,  # the trained model's own cost (seg and gan trials; none before they were measured)
 ]
 REQUIRED_RESULT_COLUMNS = ["trial_id", "task", "module", "status"]
 
@@ -119,7 +123,83 @@ def load_runs(run_dirs: list[Path]) -> Runs:
     return Runs(merged, profile, metas, suites)
 
 
-def load_references() -> pd.DataFrame:
-    """The published reference points shipped as ``references.csv`` (units in its header)."""
-    with resources.files("hambench.reports").joinpath("references.csv").open() as f:
+SHIPPED_REFERENCES = "references.csv"
+
+
+def load_references(path: str | Path | None = None) -> pd.DataFrame:
+    """A table of published reference points: ``path``, else the shipped ``references.csv``
+    (units in its header)."""
+    if path is not None:
+        return pd.read_csv(path, comment="#")
+    with resources.files("hambench.reports").joinpath(SHIPPED_REFERENCES).open() as f:
         return pd.read_csv(f, comment="#")
+
+
+def _suite_doc(runs: Runs, run_dir: str) -> dict[str, Any]:
+    """The run's suite.yaml as a mapping ({} when absent or not a mapping: hand-made run directories)."""
+    text = runs.suite_yaml.get(run_dir)
+    try:
+        doc = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError as exc:
+        raise RunDirError(f"{run_dir}/suite.yaml is not valid YAML: {exc}") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def run_references(runs: Runs) -> tuple[pd.DataFrame, list[str]]:
+    """The published points the runs' suites chose (``references:``; a run copies the file into its
+    directory; the shipped references.csv when a suite names none), stacked, and the file names."""
+    tables, names = [], []
+    for meta in runs.meta:
+        run_dir = str(meta["run_dir"])
+        name = _suite_doc(runs, run_dir).get("references")
+        if name is None:
+            path = None
+        else:
+            here, shipped = Path(run_dir) / Path(str(name)).name, resources.files("hambench.reports") / str(name)
+            if here.is_file():
+                path = here
+            elif shipped.is_file():
+                path = Path(str(shipped))
+            else:
+                raise RunDirError(f"{run_dir}/suite.yaml: references: {name!r} is neither in the run directory "
+                                  f"nor shipped with hambench ({SHIPPED_REFERENCES})")
+        label = SHIPPED_REFERENCES if path is None else Path(path).name
+        if label not in names:
+            names.append(label)
+            tables.append(load_references(path))
+    refs = pd.concat(tables, ignore_index=True).drop_duplicates() if tables else load_references()
+    return refs, names or [SHIPPED_REFERENCES]
+
+
+def _default_axes() -> list[tuple[str, str]]:
+    return [(x, m) for m in DEFAULT_METRICS for x in MODEL_COSTS] + list(DEFAULT_MODULE_AXES)
+
+
+def run_axes(runs: Runs) -> tuple[list[tuple[str, str]] | None, list[str]]:
+    """The (x, y) pairs the runs' suites name in ``pareto:`` (in order, each once), and one note
+    per pair that cannot be drawn honestly (e.g. an older suite's accuracy against the module's
+    cost). None when no suite names a drawable pair: the report's defaults."""
+    pairs: list[tuple[str, str]] = []
+    notes: list[str] = []
+    defaults = False
+    for meta in runs.meta:
+        run_dir = str(meta["run_dir"])
+        doc = _suite_doc(runs, run_dir)
+        named = doc.get("pareto") or []
+        if not named:
+            defaults = True  # this run's suite leaves the axes to the report
+            continue
+        tasks = runs.results.loc[runs.results["run_dir"] == run_dir, "task"] if "run_dir" in runs.results else []
+        task = doc.get("task") or next((t for t in tasks if t != "profile"), "profile")
+        for axes in named:
+            x, y = (str(axes.get("x")), str(axes.get("y"))) if isinstance(axes, dict) else (str(axes), "")
+            why = check_axes(x, y, task, profiled=bool(doc.get("profile", True)))
+            if why:
+                notes.append(f"{meta.get('suite')}/{meta.get('run_id')}: pareto {{x: {x}, y: {y}}} not drawn: {why}")
+            elif (x, y) not in pairs:
+                pairs.append((x, y))
+    if not pairs:
+        return None, notes
+    if defaults:
+        pairs += [p for p in _default_axes() if p not in pairs]
+    return pairs, notes

@@ -15,7 +15,7 @@ from hambench.reports.figures import aggregate_seeds
 from hambench.reports.fixture import HOSTILE, HOSTILE_OPTION, make_fixture_run
 from hambench.reports.runs import RunDirError
 
-COSTS = ["macs", "params", "latency_ms", "peak_mem_bytes"]
+COSTS = ["model_macs", "model_params", "model_latency_ms", "model_peak_mem_bytes"]  # whole-model fronts
 
 
 class ExternalLoads(HTMLParser):
@@ -30,6 +30,29 @@ class ExternalLoads(HTMLParser):
         self.scripts += tag == "script"
         if (tag in ("script", "img", "iframe") and attrs.get("src")) or (tag == "link" and attrs.get("href")):
             self.found.append((tag, attrs))
+
+
+class TableCells(HTMLParser):
+    """The text of every row of the tables in a piece of HTML: [[cell, ...], ...]."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(" ".join(self.cell.split()))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +91,15 @@ def test_figure_keys_cover_fronts_per_metric_and_data_and_scaling(figures):
     expected = {f"pareto/synthetic-context/mIoU/{c}" for c in COSTS}
     expected |= {f"pareto/synthetic-shapes/fid_surrogate/{c}" for c in COSTS}
     expected |= {"scaling/macs", "scaling/latency_ms", "scaling/peak_mem_bytes"}
+    expected |= {"module/1x512x128x128/latency_ms/macs", "module/1x512x128x128/peak_mem_bytes/macs"}
     assert set(figures) == expected
 
 
 def test_front_traces_follow_pareto_mask(run_dir, figures):
     points = aggregate_seeds(load_runs([run_dir]).results)
     seg = points[points["data"] == "synthetic-context"].reset_index(drop=True)
-    mask = pareto_mask(seg[["macs", "mIoU"]].to_numpy(float), ["min", "max"])
-    fig = figures["pareto/synthetic-context/mIoU/macs"]
+    mask = pareto_mask(seg[["model_macs", "mIoU"]].to_numpy(float), ["min", "max"])
+    fig = figures["pareto/synthetic-context/mIoU/model_macs"]
     labelled = sorted(t for tr in fig.data if tr.text is not None and tr.mode == "markers+text" for t in tr.text)
     assert labelled == sorted(seg["module"][mask].map(lambda m: m.replace("<", "&lt;").replace(">", "&gt;")))
     (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
@@ -83,7 +107,7 @@ def test_front_traces_follow_pareto_mask(run_dir, figures):
 
 
 def test_fid_front_is_minimised(figures):
-    fig = figures["pareto/synthetic-shapes/fid_surrogate/macs"]
+    fig = figures["pareto/synthetic-shapes/fid_surrogate/model_macs"]
     (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
     assert list(line.y) == sorted(line.y, reverse=True)  # more cost buys a lower FID along the front
     assert "lower is better" in fig.layout.yaxis.title.text
@@ -93,20 +117,19 @@ def published(fig):
     return [tr for tr in fig.data if (tr.name or "").startswith("published")]
 
 
-def test_reference_points_are_hollow_and_complete(figures):
-    refs = load_references()
-    want = refs[(refs["task"] == "seg") & refs["mIoU"].notna() & refs["gmacs"].notna()]
-    (trace,) = published(figures["pareto/synthetic-context/mIoU/macs"])
-    assert trace.marker.symbol.endswith("-open") and len(trace.x) == len(want)
-    assert np.allclose(sorted(trace.x), sorted(want["gmacs"] * 1e9))
-    assert all("source [" in h for h in trace.hovertext)
-    # No published latency or memory: no reference trace there.
-    assert not published(figures["pareto/synthetic-context/mIoU/latency_ms"])
+def test_no_published_point_on_a_synthetic_front(figures):
+    # Published numbers are ADE20K / VOC / Context / ImageNet: none belongs beside synthetic data.
+    fronts = {k: f for k, f in figures.items() if k.startswith("pareto/synthetic-")}
+    assert len(fronts) == 8
+    for key, fig in fronts.items():
+        assert not published(fig), key
+        (note,) = [a.text for a in fig.layout.annotations]
+        assert note.startswith("no published points: references.csv has no"), note
 
 
 def test_log_axis_when_the_range_calls_for_it(figures):
-    assert figures["pareto/synthetic-context/mIoU/macs"].layout.xaxis.type == "log"  # 8 GMACs .. 1.2 TMACs
-    assert figures["pareto/synthetic-context/mIoU/peak_mem_bytes"].layout.xaxis.type == "linear"
+    assert figures["module/1x512x128x128/latency_ms/macs"].layout.xaxis.type == "log"  # 0.9 G .. 140 GMACs
+    assert figures["pareto/synthetic-context/mIoU/model_macs"].layout.xaxis.type == "linear"  # 0.3 .. 1.3 GMACs
     assert figures["scaling/macs"].layout.xaxis.type == "log" and figures["scaling/macs"].layout.yaxis.type == "log"
 
 
@@ -125,12 +148,12 @@ def test_seeds_are_averaged_with_std_and_count(run_dir):
 
 def test_scaling_legend_carries_the_fitted_exponent(figures, run_dir):
     names = {tr.name for tr in figures["scaling/macs"].data}
-    assert "nonlocal  n^2.00" in names and "ham-nmf  n^1.00" in names
-    # Without the profiler's stored exponents the report fits them itself.
+    assert "nonlocal  n^2.00 over 16²..128², R² 1.00" in names and "ham-nmf  n^1.00 over 16²..128², R² 1.00" in names
+    # The report fits the rows itself (one rule for old and new runs): no stored exponent needed.
     runs = load_runs([run_dir])
-    profile = runs.profile.drop(columns=["exponent_macs"])
+    profile = runs.profile.drop(columns=[c for c in runs.profile if c.startswith("exponent_")])
     refit = build_figures(runs.results, profile, None)["scaling/macs"]
-    assert "nonlocal  n^2.00" in {tr.name for tr in refit.data}
+    assert "nonlocal  n^2.00 over 16²..128², R² 1.00" in {tr.name for tr in refit.data}
 
 
 def test_hostile_names_render_as_text(report, figures):
@@ -196,7 +219,7 @@ def test_references_csv_is_sourced_and_in_stated_units():
     assert refs["params_M"].dropna().between(1, 1000).all()  # millions
     assert refs["gmacs"].dropna().between(1, 5000).all()  # 10^9 MACs at 512x512
     assert (refs["mIoU"].notna() | refs["fid"].notna()).all()
-    # The ADE20K R101 comparison and the Light-Ham VAN rows of the seed tables are there.
+    # The ADE20K R101 comparison and the Light-Ham VAN rows of the published tables are there.
     r101 = refs[(refs["backbone"] == "ResNet-101") & (refs["dataset"] == "ade20k")]
     assert {"DANet", "OCRNet", "DNL", "HamNet"} <= set(r101["method"])
     assert set(refs.loc[refs["method"] == "Light-Ham", "backbone"]) >= {"VAN-Tiny", "VAN-Small", "VAN-Base"}
@@ -213,7 +236,8 @@ def test_accuracy_without_costs_renders_and_says_why(tmp_path, run_dir):
     # A seg run whose trials were not profiled: cost columns all None (object dtype), as Ray writes them.
     results = pd.read_parquet(run_dir / "results.parquet")
     results = results[results["task"] == "seg"].astype({"params": object, "macs_fvcore": object})
-    for col in ("params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "peak_mem_bytes"):
+    for col in ("params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "peak_mem_bytes",
+                "model_params", "model_macs", "model_macs_fvcore", "model_latency_ms", "model_peak_mem_bytes"):
         results[col] = None
     bare = tmp_path / "suite" / "no-costs"
     bare.mkdir(parents=True)
@@ -229,11 +253,11 @@ def test_build_figures_takes_a_bare_table():
     table = pd.DataFrame({
         "trial_id": ["a", "b", "c"], "task": "seg", "module": ["ham-nmf", "nonlocal", "none"],
         "family": ["hamburger", "attention", "none"], "backbone": "r50-d8", "data": "ade20k",
-        "status": "ok", "mIoU": [44.0, 43.0, 40.0], "params": [1e6, 2e6, 0.5e6],
+        "status": "ok", "mIoU": [44.0, 43.0, 40.0], "model_params": [1e6, 2e6, 0.5e6],
     })
     figs = build_figures(table)
-    assert list(figs) == ["pareto/ade20k/mIoU/params"]
-    (line,) = [tr for tr in figs["pareto/ade20k/mIoU/params"].data if tr.name == "Pareto front"]
+    assert list(figs) == ["pareto/ade20k/mIoU/model_params"]
+    (line,) = [tr for tr in figs["pareto/ade20k/mIoU/model_params"].data if tr.name == "Pareto front"]
     assert list(line.x) == [0.5e6, 1e6]  # none and ham-nmf; nonlocal costs more for less
 
 
@@ -241,10 +265,79 @@ def test_zero_cost_on_a_log_axis_is_drawn_at_the_edge():
     table = pd.DataFrame({
         "trial_id": ["a", "b", "c"], "task": "seg", "module": ["none", "ham-nmf", "nonlocal"],
         "family": ["none", "hamburger", "attention"], "backbone": "r50-d8", "data": "ade20k",
-        "status": "ok", "mIoU": [40.0, 44.0, 45.0], "macs_fvcore": [0.0, 1e6, 1e9],
+        "status": "ok", "mIoU": [40.0, 44.0, 45.0], "model_macs": [0.0, 1e6, 1e9],
     })
-    fig = build_figures(table)["pareto/ade20k/mIoU/macs"]
+    fig = build_figures(table)["pareto/ade20k/mIoU/model_macs"]
     assert fig.layout.xaxis.type == "log" and "0 drawn at the left edge" in fig.layout.xaxis.title.text
     (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
     assert list(line.x) == pytest.approx([1e6 / 3, 1e6, 1e9])  # the identity stays on the front
     assert list(line.y) == [40.0, 44.0, 45.0]
+
+
+# --- intervals and the ranking table -----------------------------------------------------------
+
+T_975_DF2 = 4.302653  # Student t, 97.5th percentile, 2 degrees of freedom (t table)
+SEEDS = {"a": [10.0, 11.0, 12.0], "b": [5.0, 6.0, 7.0], "c": [10.0, 12.0, 14.0], "one": [42.0]}
+
+
+def seeded_table():
+    """Three-seed configurations a (mean 11, s 1), b (6, s 1), c (12, s 2) and a one-seed one."""
+    rows = [{"trial_id": f"{m}-{s}", "task": "seg", "module": m, "family": "other", "backbone": "r50-d8",
+             "data": "ade20k", "seed": s, "status": "ok", "mIoU": v, "model_params": 1e6 * (i + 1)}
+            for i, (m, values) in enumerate(SEEDS.items()) for s, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def point_traces(fig):
+    return [tr for tr in fig.data if tr.hovertext is not None and tr.name != "Pareto front"
+            and not (tr.name or "").startswith("published")]
+
+
+def test_error_bars_are_95_intervals_and_one_seed_has_none():
+    fig = build_figures(seeded_table())["pareto/ade20k/mIoU/model_params"]
+    bars = {}
+    for tr in point_traces(fig):
+        for i, y in enumerate(tr.y):
+            bars[y] = None if tr.error_y.array is None else tr.error_y.array[i]
+    assert bars[11.0] == pytest.approx(T_975_DF2 * 1 / np.sqrt(3), abs=1e-5)  # a: t * s / sqrt(n)
+    assert bars[12.0] == pytest.approx(T_975_DF2 * 2 / np.sqrt(3), abs=1e-5)  # c
+    assert bars[42.0] is None  # one seed: a trace without error bars, not a zero-length one
+    (one,) = [tr for tr in point_traces(fig) if 42.0 in tr.y]
+    assert one.error_y.visible is not True and one.error_y.array is None
+    assert "1 seed" in one.hovertext[0] and "no interval" in one.hovertext[0]
+
+
+def test_hover_gives_n_mean_interval_and_every_seed():
+    fig = build_figures(seeded_table())["pareto/ade20k/mIoU/model_params"]
+    (hover,) = [h for tr in point_traces(fig) for h, y in zip(tr.hovertext, tr.y) if y == 11.0]
+    assert "mIoU: 11.0 ± 2.5" in hover and "95% CI 8.516 to 13.48" in hover and "n 3" in hover
+    assert "mIoU by seed: 0: 10 · 1: 11 · 2: 12" in hover
+
+
+def test_ranking_table_at_the_top_with_ties(tmp_path):
+    run = tmp_path / "suite" / "seeded"
+    run.mkdir(parents=True)
+    seeded_table().to_parquet(run / "results.parquet")
+    text = render_report([run]).read_text()
+    start = text.index('<section id="ranking">')
+    assert start < text.index("Accuracy vs cost")  # above the fronts
+    section = text[start:text.index("</section>", start)]
+    cells = TableCells()
+    cells.feed(section)
+    header, *rows = cells.rows
+    assert header[:7] == ["module", "family", "options", "n", "mIoU (mean ± 95% CI)", "rank", "model params"]
+    # Best first (rank, then mean), the one-seed configuration last and not ranked.
+    assert [(r[0], r[3], r[5]) for r in rows] == [("c", "3", "1 (tied)"), ("a", "3", "1 (tied)"), ("b", "3", "3"),
+                                                 ("one", "1", "-")]
+    assert rows[1][4] == "11.0 ± 2.5 [8.516, 13.48]" and rows[3][4] == "42 (1 seed)"
+    assert "model params" in section and "module params" not in section  # the whole model's cost where measured
+
+
+def test_cli_report_prints_the_run_summary(tmp_path, capsys):
+    run = tmp_path / "suite" / "seeded"
+    run.mkdir(parents=True)
+    seeded_table().to_parquet(run / "results.parquet")
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "seg on ade20k: mIoU (higher is better), mean ± 95% CI over seeds" in out
+    assert re.search(r"│ a\s+│ defaults\s+│ 3 │\s+11\.0 ± 2\.5 │\s+1 \(tied\) │", out), out

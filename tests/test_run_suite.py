@@ -95,7 +95,9 @@ def test_run_suite_writes_the_run_directory_and_records_failures(
     ok = results[results["status"] == "ok"].iloc[0]
     assert ok["error"] == "" and ok["params"] == 8 * 8 + 8 and ok["latency_ms"] > 0 and ok["profile_shape"] == "1x8x8x8"
     assert ":" in ok["node"] and ok["device"] == "cpu" and ok["device_name"]
-    assert json.loads(ok["options"]) == {"marker": str(marker)}
+    # `options`: what the module was built with (every option, defaults filled in); `options_given`: the suite's.
+    assert json.loads(ok["options"]) == {"delay": 0.0, "fail": False, "marker": str(marker)}
+    assert json.loads(ok["options_given"]) == {"marker": str(marker)}
 
     profile = pd.read_parquet(run_dir / "profile.parquet")
     assert list(profile["sweep_size"].fillna(0)) == [0, 4, 8]  # the main shape, then the n-sweep
@@ -109,6 +111,73 @@ def test_run_suite_writes_the_run_directory_and_records_failures(
     assert meta["suite"] == "tiny-profile" and meta["run_id"] == "r1" and meta["nodes"]
     assert {"hambench", "torch", "ray"} <= set(meta["versions"])
     assert len(set(marker.read_text().split())) == 1  # the probe's trial ran once
+
+    # A profile-only suite ends with a cost summary, printed and in summary.csv.
+    assert "module cost (profile trials)" in out and "1x8x8x8" in out
+    summary = pd.read_csv(run_dir / "summary.csv").set_index("options")
+    assert len(summary) == 2 and set(summary["module"]) == {"test-probe"}
+    built = summary.loc[ok["options"]]
+    assert built["n"] == 1 and built["failed"] == 0 and built["params"] == 8 * 8 + 8 and built["latency_ms"] > 0
+    assert summary.loc[failed["options"].iloc[0], "failed"] == 1  # a trial that raised: counted, n = 0
+
+    # --resume of the finished run rewrites the tables and the summary without running a trial again.
+    (run_dir / "summary.csv").unlink()
+    assert main(["run", "suite", str(suite), "--plugin", str(plugin), "--only", "test-probe", "--run-id", "r1",
+                 "--out", str(tmp_path / "runs"), "--num-cpus", "2", "--resume", "--no-report"]) == 1
+    assert (run_dir / "summary.csv").is_file() and "module cost (profile trials)" in capsys.readouterr().out
+    assert len(set(marker.read_text().split())) == 1
+
+
+def test_training_rows_join_their_cost_on_the_given_options(tmp_path: Path) -> None:
+    """The profiling trial builds the module at the profile width, the seg trial at the head's: their
+    resolved options differ, and the seg row must still get the cost its profiling trial measured."""
+    from types import SimpleNamespace
+
+    from hambench.suite import expand, load_suite
+    from hambench.tuning import collect_tables
+
+    path = tmp_path / "join.yaml"
+    path.write_text(textwrap.dedent("""
+        name: join
+        description: cost join
+        task: seg
+        grid:
+          modules: [{name: ham-nmf, options: {rank: 8}}]
+          backbones: [tiny-d8]
+          data: [synthetic-context]
+          seeds: [0, 1]
+        budget: {iters: 4, eval_interval: 2}
+        profile: {shape: [1, 32, 16, 16]}
+    """))
+    suite = load_suite(path)
+    trials = expand(suite)
+    at = {"profile": '{"rank": 8, "width": 32}', "seg": '{"rank": 8, "width": 64}'}  # as the trials would report them
+    grid = [SimpleNamespace(
+        config={"trial": t.model_dump(mode="json")}, error=None, metrics_dataframe=None,
+        metrics={"status": "ok", "resolved_options": at[t.task], "iters": 4, "seed": t.seed,
+                 **({"params": 1234, "latency_ms": 0.5} if t.task == "profile" else {"mIoU": 40.0 + t.seed})},
+    ) for t in trials]
+    table, _, _ = collect_tables(suite, "r", grid)
+    seg = table[table["task"] == "seg"]
+    assert len(seg) == 2 and (seg["params"] == 1234).all() and (seg["latency_ms"] == 0.5).all()
+    assert set(seg["options"]) == {at["seg"]} and set(table.loc[table["task"] == "profile", "options"]) == {at["profile"]}
+    assert set(table["options_given"]) == {'{"rank": 8}'}
+
+
+def test_module_width_is_where_the_module_is_built() -> None:
+    from hambench.registry import resolve_options
+    from hambench.suite import Budget, ProfileSpec, Resources, Trial
+    from hambench.tuning import module_width, resolved_options
+
+    common = dict(module="ham-nmf", family="hamburger", options={"rank": 16}, head="context", data="synthetic-context",
+                  seed=0, resources=Resources(), budget=Budget(iters=4, eval_interval=2))
+    seg = Trial(trial_id="s", task="seg", backbone="r50-d8", **common)
+    tiny = Trial(trial_id="t", task="seg", backbone="tiny-d8", **common)
+    prof = Trial(trial_id="p", task="profile", backbone="none", profile=ProfileSpec(shape=(1, 48, 8, 8)), **common)
+    gan = Trial(trial_id="g", task="gan", backbone="none", **common)
+    assert [module_width(t) for t in (seg, tiny, prof, gan)] == [512, 64, 48, None]  # r50-d8's head is 512 wide
+    assert resolved_options(seg) == resolve_options("ham-nmf", 512, rank=16)
+    assert resolved_options(gan) == {"rank": 16}  # G and D build it at two widths: as given
 
 
 def test_run_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,7 +208,7 @@ def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
     from hambench.suite import expand, load_suite
     from hambench.tuning import Progress, write_done
 
-    trials = expand(load_suite("quickstart"))  # 8 profiling + 8 seg trials
+    trials = expand(load_suite("quickstart"))  # 8 profiling + 24 seg trials (3 seeds)
     done_dir = tmp_path / "done"
     write_done(str(done_dir), trials[0].trial_id, {"status": "ok"})  # finished before a resume
     progress = Progress(trials, ["mIoU", "latency_ms"], str(done_dir))
@@ -151,19 +220,19 @@ def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
 
     for i in (1, 2):
         progress.on_trial_start(0, [], tune_trial(i))
-    assert "done 1/16 (failed 0) | running 2 | pending 13" in progress.line()
+    assert "done 1/32 (failed 0) | running 2 | pending 29" in progress.line()
     progress.running = {k: (task, start - 10) for k, (task, start) in progress.running.items()}  # 10 s ago
     progress.on_trial_result(0, [], tune_trial(1), {"latency_ms": 3.0})
     progress.on_trial_result(0, [], tune_trial(2), {"latency_ms": 2.0})
     progress.on_trial_complete(0, [], tune_trial(1, {"status": "ok"}))
     progress.on_trial_complete(0, [], tune_trial(2, {"status": "failed"}))
     line = progress.line()
-    assert "done 3/16 (failed 1) | running 0 | pending 13" in line
+    assert "done 3/32 (failed 1) | running 0 | pending 29" in line
     assert f"latency_ms 2 ({trials[2].module})" in line
     assert "eta ?" in line  # no seg trial has run yet: its length is unknown
     seg = next(i for i, t in enumerate(trials) if t.task == "seg")
     progress.on_trial_start(0, [], tune_trial(seg))
     progress.running[f"tune{seg}"] = ("seg", progress.running[f"tune{seg}"][1] - 100)
     progress.on_trial_result(0, [], tune_trial(seg), {"mIoU": 40.0})
-    # 5 profiling trials x 10 s + 8 seg trials x >= 100 s, over the 2 slots seen so far
-    assert 400 <= progress.eta() <= 460 and "mIoU 40" in progress.line()
+    # 5 profiling trials x 10 s + 24 seg trials x >= 100 s, over the 2 slots seen so far
+    assert 1200 <= progress.eta() <= 1290 and "mIoU 40" in progress.line()

@@ -17,7 +17,7 @@ SHIPPED = [
     "quickstart", "synthetic-pareto", "module-cost", "ade20k-pareto", "voc-ablation", "gan-synthetic",
     "imagenet128-hamgan",
 ]
-MISSION_EIGHT = {"ham-nmf", "ham-cd", "ham-vq", "nonlocal", "danet", "ocr", "dnl", "none"}
+QUICKSTART_EIGHT = {"ham-nmf", "ham-cd", "ham-vq", "nonlocal", "danet", "ocr", "dnl", "none"}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,16 +49,18 @@ def test_shipped_suites_load_and_expand() -> None:
         assert len({t.trial_id for t in trials}) == len(trials), f"{name}: duplicate trial ids"
 
 
-def test_quickstart_is_the_mission_eight_two_at_a_time() -> None:
+def test_quickstart_is_the_eight_with_three_seeds_two_at_a_time() -> None:
     suite = load_suite("quickstart")
     trials = expand(suite)
-    assert {t.module for t in trials if t.task == "seg"} == MISSION_EIGHT
-    assert {t.module for t in trials if t.task == "profile"} == MISSION_EIGHT
+    seg = [t for t in trials if t.task == "seg"]
+    assert {t.module for t in seg} == QUICKSTART_EIGHT
+    assert all(sorted(t.seed for t in seg if t.module == m) == [0, 1, 2] for m in QUICKSTART_EIGHT)
+    assert {t.module for t in trials if t.task == "profile"} == QUICKSTART_EIGHT
     assert suite.max_concurrent == 2 and suite.resources.cpu == 1
     assert {t.data for t in trials if t.task == "seg"} == {"synthetic-context"}
 
 
-def test_ade20k_pareto_matches_the_seed_tables() -> None:
+def test_ade20k_pareto_matches_the_published_tables() -> None:
     suite = load_suite("ade20k-pareto")
     seg = [t for t in expand(suite) if t.task == "seg"]
     r101 = {t.module for t in seg if t.backbone == "r101-d8"}
@@ -126,6 +128,37 @@ def test_smoke_shrinks_budgets_and_shapes() -> None:
     assert all(t.pretrained is None for t in trials)
 
 
+def test_seeds_as_a_count_or_a_list(tmp_path: Path) -> None:
+    five = load_suite(write(tmp_path, MINIMAL.replace("seeds: [0, 1]", "seeds: 5")))
+    assert five.grid[0].seeds == [0, 1, 2, 3, 4]
+    assert sorted({t.seed for t in expand(five) if t.task == "seg"}) == [0, 1, 2, 3, 4]
+    picked = load_suite(write(tmp_path, MINIMAL.replace("seeds: [0, 1]", "seeds: [0, 3]")))
+    assert {t.trial_id for t in expand(picked) if t.task == "seg"} >= {"seg-none-tiny-d8-synthetic-context-s3"}
+    assert load_suite(write(tmp_path, MINIMAL.replace("      seeds: [0, 1]\n", ""))).grid[0].seeds == [0]  # default
+
+
+@pytest.mark.parametrize("seeds, why", [
+    ("0", "got 0"), ("-2", "got -2"), ("[0, 0]", "got [0, 0] (0 twice)"), ("[1.5]", "(1.5 not allowed)"),
+    ("[0, -1]", "(-1 not allowed)"), ("'3'", "got '3'"), ("true", "got True"), ("[]", "got []"), ("2.0", "got 2.0"),
+])
+def test_bad_seeds_are_one_line_naming_file_field_and_valid_values(tmp_path: Path, seeds: str, why: str) -> None:
+    path = write(tmp_path, MINIMAL.replace("seeds: [0, 1]", f"seeds: {seeds}"))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    assert msg.startswith(f"{path}: invalid suite: grid.0.seeds: seeds must be a count (`seeds: 5` runs seeds 0..4)")
+    assert "a list of distinct non-negative integers" in msg and why in msg
+
+
+def test_smoke_keeps_two_seeds_at_most(tmp_path: Path) -> None:
+    many = load_suite(write(tmp_path, MINIMAL.replace("seeds: [0, 1]", "seeds: [3, 1, 4]")))
+    assert smoke(many).grid[0].seeds == [3, 1]  # the first two, as written
+    assert sorted({t.seed for t in expand(many, smoke_run=True) if t.task == "seg"}) == [1, 3]
+    one = load_suite(write(tmp_path, MINIMAL.replace("seeds: [0, 1]", "seeds: [7]")))
+    assert smoke(one).grid[0].seeds == [7]
+
+
 def test_profile_trials_hold_their_node_alone() -> None:
     trials = expand(load_suite("quickstart"))
     prof = trial_resources({"trial": next(t for t in trials if t.task == "profile").model_dump()})
@@ -142,7 +175,7 @@ def test_profile_trials_hold_their_node_alone() -> None:
     [
         (lambda d: d.pop("task"), "task: Field required"),
         (lambda d: d.update(task="train"), "task: Input should be 'profile', 'seg' or 'gan'"),
-        (lambda d: d["grid"].update(seeds="zero"), "grid.0.seeds: Input should be a valid list"),
+        (lambda d: d["grid"].update(seeds="zero"), "grid.0.seeds: seeds must be a count"),
         (lambda d: d.update(resources={"cpu": 1.5}), "above 1 a resource must be a whole number"),
         (lambda d: d.update(resources={"cpu": 0}), "resources.cpu: Input should be greater than 0"),
         (lambda d: d.update(budget={"iters": 10}), "budget.eval_interval: Field required"),
@@ -196,7 +229,7 @@ def test_cli_suites_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert name in out
     assert main(["suites", "show", "quickstart"]) == 0
     out = capsys.readouterr().out
-    assert "16 trials" in out and "profile-ham-nmf" in out and "node alone" in out and "1 CPU" in out
+    assert "32 trials" in out and "profile-ham-nmf" in out and "node alone" in out and "1 CPU" in out
     assert main(["suites", "show", str(write(tmp_path, MINIMAL)), "--json"]) == 0
     trials = json.loads(capsys.readouterr().out)
     assert len(trials) == 6 and trials[0]["resources"] == {"cpu": 1.0, "gpu": 0.0}

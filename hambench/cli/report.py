@@ -1,4 +1,5 @@
-"""``hambench report RUN_DIR [RUN_DIR ...] [--out FILE] [--open]``: one self-contained HTML report."""
+"""``hambench report RUN_DIR [RUN_DIR ...] [--out FILE] [--open] [--figures svg|pdf|png]``: one
+self-contained HTML report, and optionally every figure as a file beside it."""
 
 from __future__ import annotations
 
@@ -21,19 +22,37 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                    help="where to write the report (default: RUN_DIR/report.html for one run, "
                         "the runs' common parent folder for several)")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
+    p.add_argument("--figures", choices=["svg", "pdf", "png"], default=None, metavar="FORMAT",
+                   help="also write each figure as FORMAT (svg, pdf or png) into <report>-figures/ beside the "
+                        "HTML; needs kaleido (pip install 'hambench[figures]') and Chrome/Chromium (Debian's "
+                        "chromium, or BROWSER_PATH); nothing is downloaded")
     p.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from hambench.reports import render_report  # imports plotly and pandas: only when reporting
+    from hambench.reports.export import FigureExportError, figures_dir
     from hambench.reports.runs import RunDirError
 
     try:
-        path = render_report(args.run_dirs, args.out)
-    except RunDirError as exc:
+        path = render_report(args.run_dirs, args.out, figures_format=args.figures)
+    except (RunDirError, FigureExportError) as exc:
         print(f"hambench report: error: {exc}", file=sys.stderr)
         return 2
+    print_report_summary(args.run_dirs)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if args.figures:
+        folder = figures_dir(path)
+        print(f"figures: {folder} ({len(list(folder.glob('*.' + args.figures)))} {args.figures} files)")
     if args.open:
         webbrowser.open(path.resolve().as_uri())
     return 0
+
+
+def print_report_summary(run_dirs: list[Path]) -> None:
+    """The summary table of ``hambench run suite`` (hambench.stats.summarize), for the runs merged."""
+    from hambench.cli.run import print_summary
+    from hambench.reports.runs import load_runs
+    from hambench.stats import summarize
+
+    print_summary(summarize(load_runs([Path(d) for d in run_dirs]).results))

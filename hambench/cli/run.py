@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -44,10 +49,84 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
 
     table = pd.read_parquet(run_dir / "results.parquet")
     failed = table[table["status"] != "ok"]
+    if (run_dir / "summary.csv").is_file():
+        print_summary(pd.read_csv(run_dir / "summary.csv", keep_default_na=True))
     print(f"{len(table)} trials, {len(failed)} failed -> {run_dir}")
     for _, row in failed.iterrows():
         print(f"  FAILED {row['trial_id']}: {str(row['error']).splitlines()[0] if row['error'] else ''}")
-    for name in ("results.parquet", "history.parquet", "profile.parquet", "report.html"):
+    for name in ("results.parquet", "summary.csv", "history.parquet", "profile.parquet", "report.html"):
         if (run_dir / name).exists():
             print(f"  {run_dir / name}")
     return 1 if len(failed) else 0
+
+
+# --- the summary table ---------------------------------------------------------------------------
+
+
+def print_summary(summary: pd.DataFrame) -> None:
+    """One table per task and data set: the headline metric's mean ± 95 % CI over seeds, the rank
+    with ties and the module's cost (``summary.csv`` holds every metric); a cost table for a
+    profile-only run."""
+    from hambench.cli import console
+
+    out = console()
+    rows = summary[summary["headline"].astype(bool)] if "headline" in summary else summary
+    for (task, data), grp in rows.groupby(["task", "data"], sort=True, dropna=False):
+        out.print(_cost_table(grp) if task == "profile" else _accuracy_table(str(task), str(data), grp))
+
+
+def _costs(row: pd.Series) -> list[str]:
+    from hambench.reports.figures import si  # the report's units, so the two read the same
+
+    latency = row.get("latency_ms")
+    return [si(row.get("macs")), "n/a" if latency != latency or latency is None else f"{latency:.3g} ms",
+            si(row.get("peak_mem_bytes"), "B")]
+
+
+def _accuracy_table(task: str, data: str, grp: pd.DataFrame) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from hambench.reports.figures import si
+    from hambench.stats import format_mean_ci, format_rank, options_label
+
+    metric = str(grp["metric"].iloc[0])
+    better = "higher" if grp["sense"].iloc[0] == "max" else "lower"
+    several = [c for c in ("backbone", "head") if c in grp and grp[c].nunique() > 1]
+    model = "model_macs" in grp and grp["model_macs"].notna().any()
+    failed = grp["failed"].fillna(0).astype(int).sum() > 0
+    table = Table(
+        title=f"{task} on {data}: {metric} ({better} is better), mean ± 95% CI over seeds",
+        caption="rank = 1 + the configurations significantly better (Welch t-test, 5%); one seed: no interval, "
+                "not ranked. Costs: the module at the profiled shape. Every metric: summary.csv",
+    )
+    columns = ["module", "options", *several, "n", metric, "rank", *(["failed"] if failed else []),
+               "MACs", "latency", "peak memory", *(["model MACs"] if model else [])]
+    for col in columns:
+        table.add_column(col, justify="right" if col not in ("module", "options", *several) else "left")
+    for _, r in grp.iterrows():
+        n = int(r["n"]) if r["n"] == r["n"] else 0
+        cells = [str(r["module"]), options_label(r["module"], r.get("options")), *(str(r[c]) for c in several), str(n),
+                 format_mean_ci(r["mean"], r["ci_half"], n), format_rank(r["rank"], bool(r["tied"])),
+                 *([str(int(r["failed"]))] if failed else []), *_costs(r), *([si(r.get("model_macs"))] if model else [])]
+        table.add_row(*map(Text, cells))  # Text: a "[...]" in a name or an option is not rich markup
+    return table
+
+
+def _cost_table(grp: pd.DataFrame) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from hambench.reports.figures import si
+    from hambench.stats import options_label
+
+    failed = grp["failed"].fillna(0).astype(int).sum() > 0
+    table = Table(title="module cost (profile trials), at the profiled shape")
+    columns = ["module", "options", "shape", "params", "MACs", "latency", "peak memory", *(["failed"] if failed else [])]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("module", "options", "shape") else "right")
+    for _, r in grp.iterrows():
+        cells = [str(r["module"]), options_label(r["module"], r.get("options")), str(r.get("profile_shape") or "n/a"),
+                 si(r.get("params")), *_costs(r), *([str(int(r["failed"]))] if failed else [])]
+        table.add_row(*map(Text, cells))
+    return table
