@@ -155,7 +155,7 @@ def lightham_van(arch: str, *, reference_head: bool = False) -> dict[str, Any]:
 # torch.bmm (missed); DNL's non-local block with torch.matmul (counted). mmseg's DAHead uses
 # matmul, so for it "fvcore-nomm" leaves out the activation-by-activation products the original's
 # bmm hid. Evidence in docs/conventions.md.
-_R101 = dict(flops_size=(512, 2048), source="Enjoy-Hamburger README (seed 000)")
+_R101 = dict(flops_size=(512, 2048), source="Enjoy-Hamburger README")
 _VAN_FLOPS = dict(flops_size=(512, 512), flops_convention="torchprofile", source="Enjoy-Hamburger / VAN-Segmentation README (seeds 000, 004)")
 
 PRESETS: dict[str, Preset] = {
