@@ -20,6 +20,7 @@ A registration may also declare
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -280,7 +281,9 @@ def load_plugin(path: str | Path) -> list[str]:
     if not path.is_file():
         raise RegistryError(f"plugin file not found: {path}")
     _ensure_loaded()
-    module_name = f"hambench_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    # A digest of the path, not hash() (salted per process): every process that loads this file,
+    # the driver and each Ray worker, gives it the same module name.
+    module_name = f"hambench_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

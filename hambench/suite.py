@@ -6,7 +6,7 @@ file, the field and what was expected); ``expand`` turns it into a flat list of 
 grid point, plus one profiling trial per distinct (module, options) when the suite profiles::
 
     suite = load_suite("quickstart")          # a shipped suite, or a path to a .yaml file
-    trials = expand(suite, smoke=False)       # [Trial(trial_id="seg-ham-nmf-...", ...), ...]
+    trials = expand(suite, smoke_run=False)       # [Trial(trial_id="seg-ham-nmf-...", ...), ...]
 """
 
 from __future__ import annotations

@@ -295,3 +295,14 @@ def test_example_suite_benchmarks_the_plugin_like_the_built_ins():
     trials = expand(load_suite(REPO / "examples" / "my_suite.yaml"))
     assert sorted((t.task, t.module) for t in trials) == [
         ("profile", "none"), ("profile", "se-gate"), ("seg", "none"), ("seg", "se-gate")]
+
+
+def test_a_plugin_gets_the_same_module_name_in_every_process() -> None:
+    """Ray workers unpickle a plugin's classes by module name: it must not depend on the process
+    (Python's hash() of a string is salted per process)."""
+    plugin = Path(__file__).resolve().parent.parent / "examples" / "se_gate.py"
+    code = ("import sys; from hambench.registry import load_plugin; load_plugin(sys.argv[1]); "
+            "print([m for m in sys.modules if m.startswith('hambench_plugin_')])")
+    names = {subprocess.run([sys.executable, "-c", code, str(plugin)], capture_output=True, text=True,
+                            check=True).stdout.strip() for _ in range(2)}
+    assert len(names) == 1 and "hambench_plugin_se_gate_" in names.pop()

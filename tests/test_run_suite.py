@@ -183,9 +183,9 @@ def test_module_width_is_where_the_module_is_built() -> None:
 def test_run_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = profile_suite(tmp_path, "[none]", name="never-ran")
     assert main(["run", "suite", str(suite), "--resume", "--out", str(tmp_path / "runs")]) == 2
-    assert "--resume: no earlier run of suite 'never-ran'" in capsys.readouterr().out
+    assert "--resume: no earlier run of suite 'never-ran'" in capsys.readouterr().err
     assert main(["run", "suite", "no-such-suite"]) == 2
-    assert "unknown suite 'no-such-suite'" in capsys.readouterr().out
+    assert "unknown suite 'no-such-suite'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

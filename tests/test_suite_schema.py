@@ -238,7 +238,7 @@ def test_cli_suites_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_cli_show_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, MINIMAL.replace("task: seg", "task: dance"))
     assert main(["suites", "show", str(path)]) == 2
-    assert f"{path}: invalid suite" in capsys.readouterr().out
+    assert f"{path}: invalid suite" in capsys.readouterr().err
 
 
 def test_cli_show_voc_ablation_smoke(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,7 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
     try:
         run_dir = run_suite(args.suite, opts)
     except (SuiteError, SuiteRunError) as exc:
-        print(f"hambench: error: {exc}")
+        print(f"hambench: error: {exc}", file=sys.stderr)
         return 2
     import pandas as pd
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import yaml
 from rich.table import Table
@@ -49,7 +50,7 @@ def run_show(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite)
         trials = expand(suite, smoke_run=args.smoke, only=args.only, source=str(resolve_suite_path(args.suite)))
     except SuiteError as exc:
-        print(f"hambench: error: {exc}")
+        print(f"hambench: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([t.model_dump(mode="json") for t in trials], indent=2))

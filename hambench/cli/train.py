@@ -18,7 +18,7 @@ from hambench.cli.train_gan import add_subparser as add_gan_parser
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["steps=6", "rank=64", "spatial=true"]`` -> ``{"steps": 6, "rank": 64, "spatial": True}``
+    """``["train_steps=6", "rank=64", "spatial=true"]`` -> ``{"train_steps": 6, "rank": 64, "spatial": True}``
     (values are read as YAML scalars: ints, floats, booleans, null, strings)."""
     options: dict[str, Any] = {}
     for pair in pairs:
@@ -49,7 +49,7 @@ def add_seg_parser(train_sub: argparse._SubParsersAction, common: argparse.Argum
     p.add_argument("--context", required=True, help="a registered context module (`hambench modules list`), "
                    "or mmseg:<HeadType> (e.g. mmseg:DAHead) for one of mmseg's own decode heads")
     p.add_argument("--context-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="an option of the context module (repeatable), e.g. --context-opt steps=6")
+                   help="an option of the context module (repeatable), e.g. --context-opt train_steps=6")
     p.add_argument("--backbone", default="tiny-d8", help="r18-d8, r50-d8, r101-d8, van-tiny, van-small, "
                    "van-base, timm:<model>, or the CPU presets tiny-d8, r18-narrow-d8")
     p.add_argument("--data", default="synthetic-context", choices=DATA_NAMES)

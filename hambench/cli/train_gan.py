@@ -21,7 +21,7 @@ def add_subparser(train_sub: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--context", required=True,
                    help="a registered context module (`hambench modules list`); none = no context")
     p.add_argument("--context-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="an option of the context module (repeatable), e.g. --context-opt steps=6")
+                   help="an option of the context module (repeatable), e.g. --context-opt train_steps=6")
     p.add_argument("--context-res", type=int, default=None,
                    help="feature resolution of the context module in G and D (None: 32 for 128 images, res/2 below)")
     p.add_argument("--data", default="synthetic-shapes", choices=DATA_NAMES)

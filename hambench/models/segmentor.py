@@ -2,7 +2,7 @@
 
 ::
 
-    cfg = segmentor_cfg("r50-d8", "ham-nmf", context_cfg=dict(steps=6), num_classes=150)
+    cfg = segmentor_cfg("r50-d8", "ham-nmf", context_cfg=dict(train_steps=6), num_classes=150)
     model = build_segmentor("tiny-d8", "none", num_classes=3)
 
 Backbones (``BACKBONES``): ``r18-d8``/``r50-d8``/``r101-d8`` (ResNetV1c, output stride 8, as in
