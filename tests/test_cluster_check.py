@@ -205,14 +205,14 @@ def test_check_fails_naming_each_node_and_reason(cluster) -> None:
 def test_run_suite_places_trials_on_both_workers(cluster, tmp_path: Path) -> None:
     import pandas as pd
 
-    # Two of quickstart's modules: four trials (profile + train each), two at a time. Each worker
-    # has one CPU and the head none, so the two running trials must sit on different workers.
+    # Two of quickstart's modules: six trials (a profile and two smoke seeds each), two at a time.
+    # Each worker has one CPU and the head none, so the two running trials sit on different workers.
     result = hambench("run", "suite", "quickstart", "--smoke", "--only", "ham-nmf", "nonlocal",
                       "--address", cluster.address, "--out", str(tmp_path / "runs"), "--no-report")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (results,) = (tmp_path / "runs" / "quickstart").glob("*/results.parquet")
     table = pd.read_parquet(results)
-    assert len(table) == 4 and (table["status"] == "ok").all(), table[["trial_id", "status", "error"]]
+    assert len(table) == 6 and (table["status"] == "ok").all(), table[["trial_id", "status", "error"]]
     worker_ids = {n.node_id[:8] for n in cluster.worker_nodes}
     used = {name.rsplit(":", 1)[1] for name in table["node"]}  # "hostname:node-id[:8]"
     assert used == worker_ids, f"trials ran on {used}, the workers are {worker_ids}"
