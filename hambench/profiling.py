@@ -266,64 +266,48 @@ def measure(
     """
     where = f"on {torch.device(device).type}, {str(x.dtype).removeprefix('torch.')}, {mode}"
     with forced_backend(sdpa_backend, where):
-        return _measure(model, x, mode=mode, device=device, channels_last=channels_last, compile=compile,
-                        latency=latency, memory=memory, breakdown=breakdown, max_time=max_time)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        device = torch.device(device)
+        train = mode == "fwd+bwd"
+        model.train(train)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
 
+        # 1. MACs of one forward, three ways (gradients off: counting does not train).
+        with torch.no_grad():
+            fv_total, fv_ops, fv_missing = count_fvcore(model, x)
+            tp_total, tp_ops, tp_missing = count_torchprofile(model, x)
+            with SDPAKernels() as kernels:  # the forward of inference: the kernels it runs
+                fl_total, fl_ops, fl_missing = count_torch_flops(lambda: model(x))
+        row: dict[str, Any] = {"macs_fvcore": fv_total, "macs_torchprofile": tp_total, "flops_torch": fl_total}
 
-def _measure(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    mode: str = "fwd",
-    device: torch.device | str = "cpu",
-    channels_last: bool = False,
-    compile: bool = False,
-    latency: bool = True,
-    memory: bool = True,
-    breakdown: bool = False,
-    max_time: float = 10.0,
-) -> dict[str, Any]:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    device = torch.device(device)
-    train = mode == "fwd+bwd"
-    model.train(train)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+        # 2. The call we measure: inference, or a training step's forward + backward.
+        if train:
+            x = x.detach().requires_grad_(True)  # a module mid-network passes its gradient on
+            with SDPAKernels() as kernels:  # with gradients a kernel may be ruled out: name the step's own
+                row["flops_torch_fwd_bwd"], _, fl_missing = count_torch_flops(_make_call(model, x, train))
+        row["sdpa_backend"] = kernels.backend
+        row["peak_mem_bytes"] = peak_memory(_make_call(model, x, train), device) if memory else None
+        row["uncounted_ops"] = sorted(
+            {f"fvcore:{op}" for op in _arithmetic(fv_missing)}
+            | {f"torchprofile:{op}" for op in tp_missing}
+            | {f"torch:{op}" for op in fl_missing}
+        )
 
-    # 1. MACs of one forward, three ways (gradients off: counting does not train).
-    with torch.no_grad():
-        fv_total, fv_ops, fv_missing = count_fvcore(model, x)
-        tp_total, tp_ops, tp_missing = count_torchprofile(model, x)
-        with SDPAKernels() as kernels:  # the forward of inference: the kernels it runs
-            fl_total, fl_ops, fl_missing = count_torch_flops(lambda: model(x))
-    row: dict[str, Any] = {"macs_fvcore": fv_total, "macs_torchprofile": tp_total, "flops_torch": fl_total}
+        # 3. Latency, optionally of the torch.compile'd module (the counts above stay eager).
+        if latency:
+            timed = _make_call(torch.compile(model) if compile else model, x, train)
+            row["latency_ms"], row["latency_iqr_ms"], row["latency_reps"] = measure_latency(timed, device, max_time=max_time)
+        else:
+            row["latency_ms"] = row["latency_iqr_ms"] = row["latency_reps"] = None
 
-    # 2. The call we measure: inference, or a training step's forward + backward.
-    if train:
-        x = x.detach().requires_grad_(True)  # a module mid-network passes its gradient on
-        with SDPAKernels() as kernels:  # with gradients a kernel may be ruled out: name the step's own
-            row["flops_torch_fwd_bwd"], _, fl_missing = count_torch_flops(_make_call(model, x, train))
-    row["sdpa_backend"] = kernels.backend
-    row["peak_mem_bytes"] = peak_memory(_make_call(model, x, train), device) if memory else None
-    row["uncounted_ops"] = sorted(
-        {f"fvcore:{op}" for op in _arithmetic(fv_missing)}
-        | {f"torchprofile:{op}" for op in tp_missing}
-        | {f"torch:{op}" for op in fl_missing}
-    )
+        if breakdown:
+            torch_ops = {_short(op): n for op, n in fl_ops.items()}
+            row["breakdown"] = {"fvcore": fv_ops, "torchprofile": dict(tp_ops), "torch": torch_ops}
+        return row
 
-    # 3. Latency, optionally of the torch.compile'd module (the counts above stay eager).
-    if latency:
-        timed = _make_call(torch.compile(model) if compile else model, x, train)
-        row["latency_ms"], row["latency_iqr_ms"], row["latency_reps"] = measure_latency(timed, device, max_time=max_time)
-    else:
-        row["latency_ms"] = row["latency_iqr_ms"] = row["latency_reps"] = None
-
-    if breakdown:
-        torch_ops = {_short(op): n for op, n in fl_ops.items()}
-        row["breakdown"] = {"fvcore": fv_ops, "torchprofile": dict(tp_ops), "torch": torch_ops}
-    return row
 
 
 def _make_call(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, train: bool) -> Callable[[], Any]:

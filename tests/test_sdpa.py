@@ -22,12 +22,7 @@ from hambench.suite import SuiteError, expand, load_suite
 C = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def pair(**options) -> tuple[nn.Module, nn.Module]:

@@ -34,6 +34,16 @@ def conv_module_rename(ours: str, theirs: str) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------- ISA
 
 
+def assert_same_in_both_modes(ours: nn.Module, reference: nn.Module, x: torch.Tensor, forward) -> None:
+    """Equal outputs in evaluation and then training mode (BN on batch statistics);
+    ``forward(x)`` is how the reference is called."""
+    for train in (False, True):
+        ours.train(train)
+        reference.train(train)
+        with torch.no_grad():
+            assert_close(ours(x), forward(x))
+
+
 def isa_reference() -> nn.Module:
     """ISAHead at in = channels = C, isa_channels = C/2 (the config's 512 -> 256), 8 x 8 groups,
     with its 3x3 in_conv (the head's squeeze) and classifier replaced by identities: its forward
@@ -63,11 +73,7 @@ def test_isa_matches_isahead(size):
     randomise(reference)
     copy_weights(ours, reference, isa_rename())
     x = torch.randn(2, C, *size, generator=torch.Generator().manual_seed(1))
-    for train in (False, True):
-        ours.train(train)
-        reference.train(train)
-        with torch.no_grad():
-            assert_close(ours(x), reference([x]))
+    assert_same_in_both_modes(ours, reference, x, lambda x: reference([x]))
     assert_close(ours.short_range.out[1].running_var, reference.local_relation.output_project.bn.running_var)
 
 
@@ -105,11 +111,7 @@ def test_ann_matches_annhead_apnb():
     )
     x = inputs()
     start = ours.key[1].running_mean.clone()
-    for train in (False, True):
-        ours.train(train)
-        apnb.train(train)
-        with torch.no_grad():
-            assert_close(ours(x), apnb(x))
+    assert_same_in_both_modes(ours, apnb, x, apnb)
     # mmseg calls the shared projection twice (query, then key) on the same input, so one training
     # forward moves its BN statistics twice; ours projects once and moves them once.
     m, once = ours.key[1].momentum, ours.key[1].running_mean
@@ -137,11 +139,7 @@ def test_ppm_matches_psphead_with_its_bottleneck_mapping_back_to_c():
     rename = [r for i in range(4) for r in conv_module_rename(f"levels.{i}.1", f"psp_modules.{i}.1")]
     copy_weights(ours, reference, rename + conv_module_rename("fuse", "bottleneck"))
     x = inputs()
-    for train in (False, True):
-        ours.train(train)
-        reference.train(train)
-        with torch.no_grad():
-            assert_close(ours(x), head._forward_feature([x]))
+    assert_same_in_both_modes(ours, reference, x, lambda x: head._forward_feature([x]))
     assert_close(ours.levels[0][1][1].running_var, head.psp_modules[0][1].bn.running_var)
 
 
@@ -165,11 +163,7 @@ def test_aspp_with_a_3x3_fuse_is_asppthead():
     randomise(reference)
     copy_weights(ours, reference, aspp_rename())
     x = inputs()
-    for train in (False, True):
-        ours.train(train)
-        reference.train(train)
-        with torch.no_grad():
-            assert_close(ours(x), head._forward_feature([x]))
+    assert_same_in_both_modes(ours, reference, x, lambda x: head._forward_feature([x]))
 
 
 def test_aspp_default_is_the_paper_s_1x1_projection():
