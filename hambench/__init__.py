@@ -13,6 +13,17 @@ from hambench.registry import (
 
 __version__ = "0.1.0"
 
+# Loaded on first use: `import hambench` stays light (the suite driver imports Ray and pandas).
+_LAZY = {"run_suite": "hambench.tuning.api", "SuiteRun": "hambench.tuning.api"}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hambench' has no attribute {name!r}")
+
 __all__ = [
     "ModuleSpec",
     "RegistryError",
@@ -22,5 +33,7 @@ __all__ = [
     "load_plugin",
     "module_names",
     "register_module",
+    "run_suite",
+    "SuiteRun",
     "__version__",
 ]

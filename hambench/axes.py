@@ -1,9 +1,9 @@
 """What a report may put on an axis, and which pairs compare like with like.
 
 One home for the names: a suite's ``pareto:`` is validated against them (``hambench.suite``),
-trials write the whole-model columns (``hambench.tuning``) and the report draws them
-(``hambench.reports``). The metrics themselves, and which way is better, live in ``hambench.stats``
-(imported only when an axis is checked: loading a suite stays cheap).
+trials write the whole-model columns (``hambench.schema``) and the report draws them
+(``hambench.reports``). The metrics themselves, and which way is better, are the tasks'
+declarations (``hambench.tasks``).
 
 Two kinds of cost, never on one axis:
 
@@ -16,8 +16,7 @@ Two kinds of cost, never on one axis:
 
 from __future__ import annotations
 
-# Accuracy fronts drawn when a suite names no `pareto:` axes (one per whole-model cost below).
-DEFAULT_METRICS = ("mIoU", "fid", "fid_surrogate")
+from hambench import schema as _schema
 
 # The whole trained model: column -> axis title.
 MODEL_COSTS = {
@@ -26,13 +25,7 @@ MODEL_COSTS = {
     "model_latency_ms": "latency (ms)",
     "model_peak_mem_bytes": "peak memory (bytes)",
 }
-# Every whole-model column a seg or gan trial writes (hambench.profiling.model_cost): the costs
-# above, fvcore's count beside torchprofile's, the latency's IQR, the shape it was measured at,
-# and what the measurement itself took.
-MODEL_COST_COLUMNS = [
-    "model_params", "model_macs", "model_macs_fvcore", "model_latency_ms", "model_latency_iqr_ms",
-    "model_peak_mem_bytes", "model_shape", "model_cost_seconds", "model_cost_error",
-]
+MODEL_COST_COLUMNS = _schema.MODEL_COST_COLUMNS  # every whole-model column a trial writes (their home: hambench.schema)
 
 # The context module alone at the profile shape: column -> axis title. ``macs`` is torchprofile's
 # count, fvcore's where torchprofile has none (the report's convention).
@@ -61,10 +54,10 @@ def check_axes(x: str, y: str, task: str, profiled: bool = True) -> str | None:
 
     ``profiled``: the suite has a ``profile:`` section (the module view needs one).
     """
-    from hambench.stats import ACCURACY_METRICS
+    from hambench.tasks import accuracy_columns, task_metrics
 
-    metrics = ACCURACY_METRICS.get(task, ())
-    if y in {m for ms in ACCURACY_METRICS.values() for m in ms}:
+    metrics = task_metrics(task)
+    if y in accuracy_columns():
         if y not in metrics:
             valid = ", ".join(metrics) or "none (a profile suite measures cost only)"
             return f"y: {y!r} is not a metric of a {task} suite; valid: {valid}, or a module cost ({', '.join(MODULE_COSTS)})"

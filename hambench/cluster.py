@@ -11,8 +11,10 @@ For every alive node, small tasks pinned to that node (``NodeAffinitySchedulingS
 3. clean: each node removes its own probe file.
 
 A node is not ready when it advertises a GPU that torch does not see there, its versions differ
-from the driver's, it lacks the ``hambench_device`` resource (``node_problems``), it cannot list
-the data root, or it cannot read-write the storage or others cannot read what it wrote there.
+from the driver's (``node_problems``), it cannot list the data root, or it cannot read-write the
+storage or others cannot read what it wrote there. A node without the ``hambench_device``
+resource (a cluster started the ordinary way) is ready: that is information (``node_notes``),
+since profiling trials then hold the whole node instead of its device unit.
 The tasks ask for no CPU and no GPU, so they run on a head started with ``--num-cpus=0`` and on
 workers busy with other work.
 
@@ -22,9 +24,7 @@ Storage is a local path every node mounts (NFS, EFS, a PVC) or a URI that ``pyar
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import platform
 import socket
 import time
 import uuid
@@ -36,6 +36,7 @@ import ray
 from pyarrow import fs as pafs
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from hambench.nodes import local_versions  # the versions a node reports (also a run's meta.json)
 from hambench.tuning import DEVICE_RESOURCE
 
 # The packages whose versions must match the driver's on every node.
@@ -61,6 +62,7 @@ class NodeReport:
     data_root: str = "-"  # "ok (N entries)" or "unreadable" (the reason is a problem); "-": not asked
     storage: str = "-"  # "shared", "not shared" or "cannot read-write"; "-" when not asked
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a reason to refuse the node
 
     @property
     def label(self) -> str:
@@ -83,23 +85,20 @@ class ClusterReport:
         return found
 
     @property
+    def notes(self) -> list[str]:
+        return [f"node {n.label}: {note}" for n in self.nodes for note in n.notes]
+
+    @property
     def ok(self) -> bool:
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok, "problems": self.problems}
+        return {**asdict(self), "ok": self.ok, "problems": self.problems, "notes": self.notes}
 
 
 # ---------------------------------------------------------------------------------------------
 # What runs on each node. Plain functions (ray.remote wraps them at call time) so they can be
 # tested, and read, without a cluster.
-
-
-def local_versions() -> dict[str, str]:
-    """Versions of the packages that must agree across the cluster, as this process sees them."""
-    versions = {pkg: importlib.metadata.version(pkg) for pkg in ("hambench", "torch", "ray")}
-    versions["python"] = platform.python_version()
-    return versions
 
 
 def open_storage(storage: str) -> tuple[pafs.FileSystem, str]:
@@ -191,16 +190,22 @@ def remove_probe(storage: str, path: str) -> None:
             filesystem.delete_dir(directory)
 
 
-def node_problems(report: NodeReport, driver_versions: dict[str, str]) -> list[str]:
-    """Why a node is not ready: a GPU it advertises that torch does not see, versions that differ
-    from the driver's, or no ``hambench_device`` unit (``hambench run suite`` refuses such a
-    cluster). Data root and storage reasons are added where they are found."""
-    problems = []
+def node_notes(report: NodeReport) -> list[str]:
+    """What is worth knowing about a node that is not a problem: without a ``hambench_device``
+    unit a profiling trial still measures alone there, by holding the whole node."""
     if report.custom_resources.get(DEVICE_RESOURCE, 0) < 1:
-        problems.append(
-            f"lacks the {DEVICE_RESOURCE!r} resource that `hambench run suite` needs on every node"
-            f" (it keeps profiling trials alone): start Ray there with --resources='{{\"{DEVICE_RESOURCE}\": 1}}'"
-        )
+        return [
+            f"no {DEVICE_RESOURCE!r} resource: profiling trials will hold the whole node instead (all the"
+            f" CPUs of the cluster's largest node, so they run on nodes of that size only, once one is idle);"
+            f" with --resources='{{\"{DEVICE_RESOURCE}\": 1}}' on every node they hold only its device"
+        ]
+    return []
+
+
+def node_problems(report: NodeReport, driver_versions: dict[str, str]) -> list[str]:
+    """Why a node is not ready: a GPU it advertises that torch does not see, or versions that
+    differ from the driver's. Data root and storage reasons are added where they are found."""
+    problems = []
     if len(report.gpu_names) < report.gpus:
         problems.append(
             f"advertises {report.gpus:g} GPU(s) to Ray but torch sees {len(report.gpu_names)}"
@@ -261,6 +266,7 @@ def check_cluster(
             continue
         node.hostname, node.gpu_names, node.versions = probe["hostname"], probe["gpu_names"], probe["versions"]
         node.problems += node_problems(node, driver_versions)
+        node.notes += node_notes(node)
         node.data_root = probe["data_root"] if probe["data_root_ok"] is not False else "unreadable"
         if probe["data_root_ok"] is False:
             node.problems.append(probe["data_root"])

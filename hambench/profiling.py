@@ -29,6 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from hambench.device import resolve_device
 from hambench.io import atomic_write
 from hambench.memory import LiveTensorBytes, peak_memory
 from hambench.registry import build_module, get_spec
@@ -63,8 +64,8 @@ def shape_str(shape: tuple[int, ...]) -> str:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1,512,128,128"`` or ``"1x512x128x128"`` -> (1, 512, 128, 128)."""
-    parts = text.replace("x", ",").split(",")
+    """``"1,512,128,128"`` or ``"1x512x128x128"`` (``X`` and ``×`` too) -> (1, 512, 128, 128)."""
+    parts = text.lower().replace("×", "x").replace("x", ",").split(",")
     try:
         shape = tuple(int(p) for p in parts)
     except ValueError:
@@ -74,8 +75,22 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """An image size ``"512x384"`` -> (512, 384) (height x width); one number ``"512"`` is a square."""
+    try:
+        size = parse_shape(text)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2:
+        raise ValueError(f"size must be HxW with positive integers, e.g. 512x512 (or 512 for a square); got {text!r}")
+    return size  # type: ignore[return-value]
+
+
 def count_params(module: nn.Module) -> int:
-    """Every parameter, trainable or not (buffers such as BN statistics are not parameters)."""
+    """Every parameter, trainable or not, auxiliary heads included (the published convention;
+    buffers such as BN statistics are not parameters)."""
     return sum(p.numel() for p in module.parameters())
 
 
@@ -234,12 +249,7 @@ def _resolve(device: str, dtype: str, mode: str) -> tuple[torch.device, torch.dt
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda, got {device!r}")
-    return dev, DTYPES[dtype]
+    return resolve_device(device), DTYPES[dtype]
 
 
 def measure(

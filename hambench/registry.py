@@ -5,7 +5,8 @@ takes ``channels`` plus keyword options. It joins the registry in one of three w
 
 - ``@register_module("name", family=..., paper=..., complexity=...)`` on the class (the zoo does this);
 - an entry point in the group ``hambench.modules`` whose target is imported (registering as it loads);
-- ``load_plugin("path/to/file.py")`` (the CLI's ``--plugin``), which executes the file.
+- ``load_plugin("path/to/file.py")`` (the CLI's ``--plugin``; ``load_plugins`` for several),
+  which executes the file; a file that fails to import is one :class:`RegistryError` line.
 
 A registration may also declare
 
@@ -26,9 +27,11 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from torch import nn
 
@@ -275,7 +278,8 @@ def load_entry_points() -> None:
 
 
 def load_plugin(path: str | Path) -> list[str]:
-    """Execute a plugin file and return the names it registered."""
+    """Execute a plugin file and return the names it registered. A file that raises while it is
+    imported is a RegistryError of one line: the file, the exception's type and message, the line."""
     global _current_source
     path = Path(path).resolve()
     if not path.is_file():
@@ -291,9 +295,47 @@ def load_plugin(path: str | Path) -> list[str]:
     _current_source = str(path)
     try:
         spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: say what broke, where, in one line
+        sys.modules.pop(module_name, None)
+        for name in [name for name, spec in _REGISTRY.items() if spec.source == str(path)]:
+            del _REGISTRY[name]  # what it registered before it broke goes with it
+        raise RegistryError(_plugin_failure(path, exc)) from None
     finally:
         _current_source = "hambench"
     return sorted(name for name, spec in _REGISTRY.items() if spec.source == str(path))
+
+
+def load_plugins(paths: Iterable[str | Path]) -> list[str]:
+    """Load each plugin file in turn (the CLI's ``--plugin`` files, a trial's ``plugins``);
+    return every name they registered."""
+    return [name for path in paths for name in load_plugin(path)]
+
+
+def _plugin_failure(path: Path, exc: BaseException) -> str:
+    """``plugin FILE failed to import: TYPE: message (line N)``, on one line."""
+    if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename) == path:
+        line, text = exc.lineno, exc.msg  # str(exc) repeats the file and line
+    else:
+        line, text = None, str(exc)
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if Path(frame.filename) == path:
+                line = frame.lineno  # the deepest line of the plugin file itself
+    message = " ".join(text.split())  # one line whatever the exception printed
+    where = f" (line {line})" if line else ""
+    return f"plugin {path} failed to import: {type(exc).__name__}: {message}{where}"
+
+
+@contextmanager
+def scoped_registry() -> Iterator[None]:
+    """Registrations inside the block (toy modules of a test, plugins it loads) are undone after
+    it: the registry is put back as it was, the zoo and entry points loaded."""
+    _ensure_loaded()  # loaded now, so that a first load inside the block is not undone with it
+    saved = dict(_REGISTRY)
+    try:
+        yield
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)
 
 
 def _ensure_loaded() -> None:
@@ -314,25 +356,28 @@ def module_names() -> list[str]:
 def get_spec(name: str) -> ModuleSpec:
     _ensure_loaded()
     if name not in _REGISTRY:
-        raise RegistryError(f"unknown context module {name!r}; registered: {', '.join(module_names())}")
+        raise RegistryError(f"unknown context module {name!r}; valid modules: {', '.join(module_names())}")
     return _REGISTRY[name]
 
 
-def _check_options(spec: ModuleSpec, options: Mapping[str, Any]) -> None:
+def check_options(name: str, options: Mapping[str, Any]) -> ModuleSpec:
+    """The spec of module ``name`` once every key of ``options`` is one of its options: the one
+    wording of the unknown-module and unknown-option errors (a RegistryError naming the valid ones)."""
+    spec = get_spec(name)
     unknown = sorted(set(options) - set(spec.defaults))
     if unknown:
         valid = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "(none)"
         raise RegistryError(f"module {spec.name!r} has no option(s) {', '.join(unknown)}; valid options: {valid}")
+    return spec
 
 
 def resolve_options(name: str, channels: int, **options: Any) -> dict[str, Any]:
     """The keyword options the module ``name`` is built with at width ``channels``: its defaults,
     with the user's ``options`` over them and each remaining rule worked out (in the
     constructor's order). A fixed setting of a variant is not an option and is not included."""
-    spec = get_spec(name)
+    spec = check_options(name, options)
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise RegistryError(f"module {name!r}: channels must be a positive integer, got {channels!r}")
-    _check_options(spec, options)
     values = {k: v for k, v in spec.defaults.items() if not isinstance(v, DefaultRule)} | options
     known = {"channels": channels, **spec.fixed, **values}
     for option, rule in spec.rules.items():

@@ -31,6 +31,9 @@ MIN_POINTS = {"macs": 2, "memory": 2, "latency": 3}  # usable sizes a fit needs,
 
 # kind -> the row column fitted (the report's ``macs`` is torchprofile's count, as here)
 COLUMNS = {"macs": "macs_torchprofile", "latency": "latency_ms", "memory": "peak_mem_bytes"}
+# A fit's columns in a sweep's rows (profile.parquet, ``--json``): ``exponent_<kind>`` plus these.
+FIT_SUFFIXES = ("", "_r2", "_n_min", "_n_max", "_points")
+EXPONENT_COLUMNS = [f"exponent_{kind}{suffix}" for kind in COLUMNS for suffix in FIT_SUFFIXES]
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,8 @@ class ExponentFit:
 
     def columns(self, kind: str) -> dict[str, Any]:
         """The fit as row columns: ``exponent_<kind>`` and its ``_r2``, ``_n_min``, ``_n_max``, ``_points``."""
-        base = f"exponent_{kind}"
-        return {base: self.k, f"{base}_r2": self.r2, f"{base}_n_min": self.n_min, f"{base}_n_max": self.n_max,
-                f"{base}_points": self.points}
+        values = (self.k, self.r2, self.n_min, self.n_max, self.points)
+        return {f"exponent_{kind}{suffix}": v for suffix, v in zip(FIT_SUFFIXES, values)}
 
 
 def _n(n: float | None) -> str:
@@ -142,6 +144,16 @@ def fit_sweep(rows: Iterable[Mapping[str, Any]], n_key: str = "n") -> dict[str, 
         "latency": fit_exponent(ns, col(COLUMNS["latency"]), spreads=latency_spread, floor=LATENCY_FLOOR_MS,
                                 max_spread=MAX_SPREAD, min_points=MIN_POINTS["latency"], unit="ms"),
     }
+
+
+def sweep_fits(rows: Iterable[Mapping[str, Any]]) -> dict[str, ExponentFit]:
+    """``fit_sweep`` of profiler rows that carry ``sweep_size`` (H = W): n = sweep_size²."""
+    return fit_sweep({**r, "n": r["sweep_size"] ** 2} for r in rows)
+
+
+def sweep_columns(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The exponent columns every row of a sweep carries (``fit_columns`` of ``sweep_fits``)."""
+    return fit_columns(sweep_fits(rows))
 
 
 def fit_columns(fits: Mapping[str, ExponentFit]) -> dict[str, Any]:

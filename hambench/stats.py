@@ -25,28 +25,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from hambench.axes import MODEL_COSTS as MODEL_AXES
+from hambench.tasks import PROFILE, Sense, metric_sense, task_metrics
 
 CONFIDENCE = 0.95  # of the intervals
 ALPHA = 0.05  # of the Welch test behind the ranks
 
-Sense = Literal["max", "min"]
-# Metrics where higher is better; every other metric and every cost (fid, fid_surrogate,
-# symmetry_error, latency, MACs, params, memory) is better lower.
-MAXIMIZE = frozenset({"mIoU", "aAcc", "mAcc"})
-# The accuracy metrics each task writes to results.parquet, the headline metric first (a gan run
-# without FID weights has no fid: its headline is then fid_surrogate, see headline_metric).
-ACCURACY_METRICS: dict[str, tuple[str, ...]] = {
-    "seg": ("mIoU", "aAcc"),
-    "gan": ("fid", "fid_surrogate", "symmetry_error"),
-    "profile": (),
-}
+# Which way is better, and the accuracy metrics each task writes (headline first), are the tasks'
+# declarations (hambench.tasks): a metric no task declares, and every cost, is better lower.
 # A configuration: everything about a trial except its seed. ``options`` are the resolved options
 # (the values the module was built with), so {} and the defaults spelled out are one configuration;
 # ``iters`` keeps a smoke run from pooling with a real one; ``profile_shape`` says where costs were
@@ -62,8 +54,8 @@ MODEL_COSTS = tuple(MODEL_AXES)
 
 
 def sense(metric: str) -> Sense:
-    """``"max"`` when a higher ``metric`` is better (mIoU, aAcc), else ``"min"``."""
-    return "max" if metric in MAXIMIZE else "min"
+    """``"max"`` when a higher ``metric`` is better (mIoU, aAcc), else ``"min"`` (as its task declares)."""
+    return metric_sense(metric)
 
 
 # --- one configuration ------------------------------------------------------------------------
@@ -179,7 +171,7 @@ def reported_metrics(task: str, ok: pd.DataFrame) -> list[str]:
     """The accuracy metrics ``task`` wrote a value for in ``ok``, its headline (the one it is
     ranked on first: mIoU; fid, else fid_surrogate) first. None written (every trial failed): the
     task's first metric, so its configurations still show, with n = 0."""
-    metrics = ACCURACY_METRICS.get(task, ())
+    metrics = task_metrics(task)
     have = [m for m in metrics if m in ok.columns and pd.to_numeric(ok[m], errors="coerce").notna().any()]
     return have or list(metrics[:1])
 
@@ -215,7 +207,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     from hambench.reports.runs import normalise_results
 
     results = with_macs(normalise_results(results))
-    train = results[results["task"] != "profile"]
+    train = results[results["task"] != PROFILE]
     part = train if not train.empty else results
     ok = part[part["status"] == "ok"]
     tasks = [str(t) for t in part["task"].dropna().unique()]

@@ -6,7 +6,14 @@ file, the field and what was expected); ``expand`` turns it into a flat list of 
 grid point, plus one profiling trial per distinct (module, options) when the suite profiles::
 
     suite = load_suite("quickstart")          # a shipped suite, or a path to a .yaml file
-    trials = expand(suite, smoke_run=False)       # [Trial(trial_id="seg-ham-nmf-...", ...), ...]
+    trials = expand(suite, smoke_run=False)   # [Trial(trial_id="seg-ham-nmf-...", ...), ...]
+
+A suite's ``task`` is a registered task (``hambench.tasks``; ``seg`` when omitted): it says which
+section configures its trials (``budget:`` or ``profile:``), which budget fields it applies (a
+suite setting another one fails to load, naming the field and the task) and what a suite that
+omits them gets: its default budget and the grid's default backbones and data. Only ``name`` and
+the grid's ``modules`` are required. ``expand`` checks every grid value (modules, options,
+backbones, data sets) against what is registered and reports every bad one at once.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from hambench.axes import REFERENCE_COLUMNS, check_axes
 from hambench.registry import RegistryError, get_spec, module_names
+from hambench.tasks import PROFILE, TaskError, get_task, task_names
 
 
 class SuiteError(ValueError):
@@ -55,15 +63,27 @@ class Resources(_Strict):
         return self
 
 
+EVAL_FRACTION = 4  # a budget without eval_interval evaluates (and checkpoints) every iters // 4
+
+
 class Budget(_Strict):
-    """Training budget of a seg or gan trial."""
+    """Training budget of a training trial. Each task applies the fields it declares
+    (``Task.budget_fields``); a field the suite omits is the task's (``Task.default_budget``),
+    ``eval_interval`` a quarter of ``iters``; None keeps the task's config default."""
 
     iters: int = Field(gt=0)
     eval_interval: int = Field(gt=0)
     batch: int = Field(8, gt=0)
-    crop: tuple[int, int] = (512, 512)  # seg: training crop (H, W)
-    res: int = Field(32, gt=0)  # gan: image resolution
+    crop: tuple[int, int] | None = None  # seg: training crop (H, W); None: the data set's default
+    res: int | None = Field(None, gt=0)  # gan: image resolution; None: the task's default (32)
     lr: float | None = Field(None, gt=0)  # None: the task's default
+
+    @field_validator("crop")
+    @classmethod
+    def _positive_crop(cls, crop: tuple[int, int] | None) -> tuple[int, int] | None:
+        if crop is not None and min(crop) <= 0:
+            raise ValueError(f"both sides of the crop (H, W) must be positive, got {list(crop)}")
+        return crop
 
 
 class ProfileSpec(_Strict):
@@ -114,7 +134,7 @@ class Grid(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])  # `seeds: 5` means [0, 1, 2, 3, 4]
     options: dict[str, list[Any]] = Field(default_factory=dict)  # applied to every module here
     pretrained: str | None = None  # a local checkpoint for the backbone; nothing is downloaded
-    task_options: dict[str, Any] = Field(default_factory=dict)  # extra SegConfig / GanConfig fields
+    task_options: dict[str, Any] = Field(default_factory=dict)  # extra fields of the task's config (SegConfig, ...)
 
     @field_validator("modules", mode="before")
     @classmethod
@@ -163,10 +183,34 @@ class ParetoAxes(_Strict):
     y: str
 
 
+DEFAULT_TASK = "seg"
+
+
+def _with_task_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """The suite mapping with what its task supplies where the file is silent: the budget's
+    fields (``Task.default_budget``; ``eval_interval`` from ``iters``) and each grid's axes
+    (``Task.grid_defaults``). Malformed parts are left as they are, for the schema to report."""
+    try:
+        task = get_task(data.get("task", DEFAULT_TASK))
+    except (TaskError, TypeError):  # reported by the `task` field's own check
+        return data
+    data = dict(data)
+    if task.section == "budget" and task.default_budget and isinstance(data.get("budget", {}), (dict, type(None))):
+        budget = {**task.default_budget, **(data.get("budget") or {})}
+        if "eval_interval" not in budget and isinstance(budget.get("iters"), int) and budget["iters"] > 0:
+            budget["eval_interval"] = max(1, budget["iters"] // EVAL_FRACTION)
+        data["budget"] = budget
+    grids = data.get("grid")
+    if task.grid_defaults and isinstance(grids, (dict, list)):
+        fill = lambda g: {**task.grid_defaults, **g} if isinstance(g, dict) else g  # noqa: E731
+        data["grid"] = fill(grids) if isinstance(grids, dict) else [fill(g) for g in grids]
+    return data
+
+
 class Suite(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str
-    task: Literal["profile", "seg", "gan"]
+    description: str = ""
+    task: str = DEFAULT_TASK  # a registered task (hambench.tasks)
     grid: list[Grid] = Field(min_length=1)
     resources: Resources = Resources()
     budget: Budget | None = None
@@ -177,10 +221,40 @@ class Suite(_Strict):
     max_concurrent: int | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0)  # retries after a node or worker dies (not after a raise)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        return _with_task_defaults(data) if isinstance(data, dict) else data
+
+    @field_validator("task")
+    @classmethod
+    def _registered(cls, task: str) -> str:
+        try:
+            get_task(task)
+        except TaskError:
+            names = [repr(n) for n in task_names()]
+            choices = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+            raise ValueError(f"Input should be {choices} (got {task!r})") from None
+        return task
+
     @field_validator("grid", mode="before")
     @classmethod
     def _one_or_many(cls, grid: Any) -> Any:
         return [grid] if isinstance(grid, dict) else grid
+
+    @field_validator("budget")
+    @classmethod
+    def _fields_the_task_uses(cls, budget: Budget | None, info: ValidationInfo) -> Budget | None:
+        # A field the task cannot apply fails here rather than being dropped (a GAN has no crop).
+        name = info.data.get("task")
+        if budget is None or name is None:  # no budget, or the task was invalid: that error is reported
+            return budget
+        task = get_task(name)
+        unused = [f for f in Budget.model_fields if f in budget.model_fields_set and f not in task.budget_fields]
+        if unused:
+            valid = ", ".join(task.budget_fields) or "none: remove the section"
+            raise ValueError(f"{', '.join(unused)}: not used by task {name}; its budget fields: {valid}")
+        return budget
 
     @field_validator("pareto")
     @classmethod
@@ -198,9 +272,10 @@ class Suite(_Strict):
 
     @model_validator(mode="after")
     def _task_needs(self) -> Suite:
-        if self.task == "profile" and self.profile is None:
-            raise ValueError("task `profile` needs a `profile:` section (shape, sweep)")
-        if self.task in ("seg", "gan") and self.budget is None:
+        section = get_task(self.task).section
+        if section == "profile" and self.profile is None:
+            raise ValueError(f"task `{self.task}` needs a `profile:` section (shape, sweep)")
+        if section == "budget" and self.budget is None:  # a task declaring no default budget
             raise ValueError(f"task `{self.task}` needs a `budget:` section (iters, eval_interval)")
         return self
 
@@ -209,7 +284,7 @@ class Trial(_Strict):
     """One expanded grid point: everything a trainable needs, and nothing else."""
 
     trial_id: str
-    task: Literal["profile", "seg", "gan"]
+    task: str  # a registered task (hambench.tasks)
     module: str
     family: str
     options: dict[str, Any]
@@ -247,7 +322,8 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    # grid[0].seeds, as the grid-value errors name their fields (pydantic's own: grid.0.seeds)
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".") or "(top level)"
     got = error.get("input")
     msg = error["msg"].removeprefix("Value error, ")  # our own validators' messages say what they got
     got = "" if isinstance(got, (dict, list)) or error["type"] == "value_error" else f" (got {got!r})"
@@ -261,11 +337,74 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:
-        errors = [_describe(e) for e in exc.errors()]
-        if len(errors) == 1:  # the usual case: one line naming the file, the field and what it takes
-            raise SuiteError(f"{source}: invalid suite: {errors[0]}") from None
-        lines = "\n  ".join(errors)
-        raise SuiteError(f"{source}: invalid suite\n  {lines}") from None
+        # A bad module or backbone first: it is what the user most likely mistyped.
+        raise _suite_error(source, [*_raw_grid_errors(data), *(_describe(e) for e in exc.errors())]) from None
+
+
+def _suite_error(source: str, errors: list[str]) -> SuiteError:
+    errors = list(dict.fromkeys(errors))
+    if len(errors) == 1:  # the usual case: one line naming the file, the field and what it takes
+        return SuiteError(f"{source}: invalid suite: {errors[0]}")
+    lines = "\n  ".join(errors)
+    return SuiteError(f"{source}: invalid suite ({len(errors)} errors)\n  {lines}")
+
+
+def _raw_grid_errors(data: dict[str, Any]) -> list[str]:
+    """The grid-value errors of a suite that failed the schema, from the grids that pass it alone."""
+    try:
+        task = get_task(data.get("task", DEFAULT_TASK))
+        grids = _with_task_defaults(data).get("grid")
+    except (TaskError, TypeError):
+        return []
+    grids = [grids] if isinstance(grids, dict) else grids if isinstance(grids, list) else []
+    parsed = {}
+    for g, raw in enumerate(grids):
+        try:
+            parsed[g] = Grid.model_validate(raw)
+        except ValidationError:
+            continue  # its schema errors are reported
+    return grid_errors(parsed, task.name)
+
+
+def _choice_ok(value: str, choices: list[str]) -> bool:
+    """``value`` is one of ``choices``, or extends the prefix of a ``PREFIX:<...>`` entry (timm:<model>)."""
+    prefixes = [c.split("<", 1)[0] for c in choices if c.endswith(">")]
+    return value in choices or any(value.startswith(p) and len(value) > len(p) for p in prefixes)
+
+
+def grid_errors(grids: dict[int, Grid], task: str) -> list[str]:
+    """Every bad value of the grids (index -> grid): unknown modules, options a module does not
+    have, backbones and data sets the task does not know. Each names the field and the valid values."""
+    declared = get_task(task).grid_choices
+    choices = dict(declared()) if declared is not None else {}
+    errors = []
+    for g, grid in grids.items():
+        for m, entry in enumerate(grid.modules):
+            where = f"grid[{g}].modules[{m}]"
+            try:
+                get_spec(entry.name)
+            except RegistryError:
+                errors.append(f"{where}: unknown module {entry.name!r}; valid modules: {', '.join(module_names())}")
+                continue
+            for key in sorted({k for p in entry.points() for k in p}):
+                _append_option_error(errors, f"{where}.options.{key}", entry.name, key)
+            for key in sorted(grid.options):
+                _append_option_error(errors, f"grid[{g}].options.{key}", entry.name, key)
+        for axis, values in choices.items():
+            for i, value in enumerate(getattr(grid, axis)):
+                if not _choice_ok(value, list(values)):
+                    noun = "backbone" if axis == "backbones" else "data set"
+                    errors.append(f"grid[{g}].{axis}[{i}]: unknown {noun} {value!r}; valid: {', '.join(values)}")
+    return errors
+
+
+def _append_option_error(errors: list[str], where: str, module: str, key: str) -> None:
+    from hambench.registry import check_options  # the one wording of an unknown option
+
+    try:
+        check_options(module, {key: None})
+    except RegistryError as exc:
+        errors.append(f"{where}: {exc}")
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
@@ -341,8 +480,9 @@ def smoke(suite: Suite) -> Suite:
     Each grid keeps its first SMOKE_SEEDS seeds (a one-seed grid keeps its one)."""
     grids = [g.model_copy(update={"seeds": g.seeds[:SMOKE_SEEDS]}) for g in suite.grid]
     update: dict[str, Any] = {"resources": Resources(cpu=1.0), "grid": grids}
-    if suite.budget is not None:
-        update["budget"] = suite.budget.model_copy(update=SMOKE_BUDGET)
+    if suite.budget is not None:  # the smoke values of the fields the task applies
+        fields = get_task(suite.task).budget_fields
+        update["budget"] = suite.budget.model_copy(update={k: v for k, v in SMOKE_BUDGET.items() if k in fields})
     if suite.profile is not None:
         channels = min(suite.profile.shape[1], SMOKE_PROFILE_SHAPE[1])
         shape = (1, channels, *SMOKE_PROFILE_SHAPE[2:])
@@ -366,16 +506,13 @@ def _option_points(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def _check_module(name: str, options: dict[str, Any], where: str) -> str:
-    """The module's family; a clear error for an unknown name or option."""
+    """The module's family; the registry's error for an unknown name or option, with where it is."""
+    from hambench.registry import check_options
+
     try:
-        spec = get_spec(name)
-    except RegistryError:
-        raise SuiteError(f"{where}: unknown context module {name!r}; valid modules: {', '.join(module_names())}") from None
-    unknown = sorted(set(options) - set(spec.defaults))
-    if unknown:
-        valid = ", ".join(f"{k} (default {v!r})" for k, v in spec.defaults.items()) or "none"
-        raise SuiteError(f"{where}: module {name!r} has no option(s) {', '.join(unknown)}; its options: {valid}")
-    return spec.family
+        return check_options(name, options).family
+    except RegistryError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
 
 
 def _trial_id(task: str, module: str, options: dict[str, Any], *rest: Any) -> str:
@@ -389,6 +526,9 @@ def expand(suite: Suite, *, smoke_run: bool = False, only: list[str] | None = No
     if smoke_run:
         suite = smoke(suite)
     where0 = source or suite.name
+    errors = grid_errors(dict(enumerate(suite.grid)), suite.task)
+    if errors:  # every bad value at once, before anything runs
+        raise _suite_error(where0, errors)
     trials: dict[str, Trial] = {}
 
     def add(trial: Trial) -> None:
@@ -410,11 +550,11 @@ def expand(suite: Suite, *, smoke_run: bool = False, only: list[str] | None = No
     if suite.profile is not None:
         for _, name, family, opts in points:
             add(Trial(
-                trial_id=_trial_id("profile", name, opts),
-                task="profile", module=name, family=family, options=opts, backbone="none", head="none",
+                trial_id=_trial_id(PROFILE, name, opts),
+                task=PROFILE, module=name, family=family, options=opts, backbone="none", head="none",
                 data="none", seed=0, profile=suite.profile, resources=suite.profile.resources,
             ))
-    if suite.task in ("seg", "gan"):
+    if get_task(suite.task).section == "budget":  # a training task: one trial per grid point
         for grid, name, family, opts in points:
             for backbone, data, seed in itertools.product(grid.backbones, grid.data, grid.seeds):
                 parts = [p for p in (backbone, grid.head) if p not in ("none", "context")] + [data, f"s{seed}"]

@@ -22,16 +22,15 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
-from hambench.axes import DEFAULT_METRICS, DEFAULT_MODULE_AXES, MODEL_COSTS, MODULE_COSTS, REFERENCE_COSTS
+from hambench.axes import DEFAULT_MODULE_AXES, MODEL_COSTS, MODULE_COSTS, REFERENCE_COSTS
 from hambench.reports.pareto import front_order, pareto_mask
 from hambench.reports.runs import normalise_results
 from hambench.scaling import LATENCY_FLOOR_MS, fit_sweep
 from hambench.stats import CONFIG_KEYS, format_mean_ci, group_configurations, per_configuration, sense
+from hambench.tasks import accuracy_columns, default_fronts
 
-# Every metric shown in the hover, beyond the front's own.
-METRICS = ["mIoU", "aAcc", "fid", "fid_surrogate", "symmetry_error"]
-# Accuracy metrics a front can be drawn for, and which way is better (hambench.stats keeps the directions).
-ACCURACY = {m: sense(m) for m in METRICS}
+# The accuracy metrics (every task's, shown in the hover, each a possible front) and which way is
+# better are the tasks' declarations: hambench.tasks.accuracy_columns, hambench.stats.sense.
 # Cost axes of the accuracy fronts: the whole trained model's (hambench.axes), column and axis title.
 COSTS = list(MODEL_COSTS.items())
 SCALING = [("macs", "MACs"), ("latency_ms", "latency (ms)"), ("peak_mem_bytes", "peak memory (bytes)")]
@@ -91,7 +90,7 @@ def aggregate_seeds(results: pd.DataFrame) -> pd.DataFrame:
     extra_costs = ["macs_fvcore", "macs_torchprofile", "flops_torch", "latency_iqr_ms", "seconds",
                    *MODULE_COSTS, "model_macs_fvcore", "model_latency_iqr_ms", "model_cost_seconds"]
     costs = list(dict.fromkeys([c for c, *_ in COSTS] + extra_costs))
-    points = per_configuration(ok, METRICS, costs)
+    points = per_configuration(ok, accuracy_columns(), costs)
     keys = [k for k in CONFIG_KEYS if k in ok.columns]  # `head` is written by seg runs only
     extra = group_configurations(ok, keys).agg(
         trials=("trial_id", lambda s: ", ".join(map(str, s))),
@@ -125,7 +124,7 @@ def _hover(row: pd.Series, on_front: bool | None) -> str:
         f"options {esc(row['options'])}",
         f"seeds: {int(row['n_seeds'])} ({esc(row['seeds'])}) · trials {esc(row['trials'])}",
     ]
-    for m in METRICS:
+    for m in accuracy_columns():
         if m in row and pd.notna(row[m]):
             lines.append(_metric_hover(row, m))
     if pd.notna(row.get("model_macs")) or pd.notna(row.get("model_params")):
@@ -246,9 +245,9 @@ def pareto_figure(points: pd.DataFrame, metric: str, cost: str, cost_title: str,
     The cost axis turns logarithmic when its range calls for it; zero costs (the identity module)
     are then drawn at the axis' left edge, their hover still says 0.
     """
-    sense = ACCURACY[metric]
+    direction = sense(metric)
     pts = points[points[metric].notna() & points[cost].notna()].reset_index(drop=True)
-    on_front = pareto_mask(pts[[cost, metric]].to_numpy(float), ["min", sense])
+    on_front = pareto_mask(pts[[cost, metric]].to_numpy(float), ["min", direction])
     symbols = _symbol_map(list(points["backbone"].unique()))
     fig = go.Figure()
 
@@ -258,7 +257,7 @@ def pareto_figure(points: pd.DataFrame, metric: str, cost: str, cost_title: str,
     at_edge = x_kind == "log" and (pts["x"] <= 0).any()
     if at_edge:  # a log axis has no 0: draw it below the smallest positive cost
         pts["x"] = pts["x"].where(pts["x"] > 0, all_x[all_x > 0].min() / 3)
-    label_side = _label_sides(pts["x"], sense, x_kind)
+    label_side = _label_sides(pts["x"], direction, x_kind)
     for (family, backbone), grp in pts.groupby(["family", "backbone"], sort=True):
         color = FAMILY_COLORS.get(family, FAMILY_COLORS["other"])
         group = f"{family} · {backbone}"
@@ -303,7 +302,7 @@ def pareto_figure(points: pd.DataFrame, metric: str, cost: str, cost_title: str,
             hovertemplate="%{hovertext}<extra></extra>",
         ))
 
-    better = "higher is better" if sense == "max" else "lower is better"
+    better = "higher is better" if direction == "max" else "lower is better"
     fig.update_layout(
         title=dict(text=title, font=dict(size=14)), height=FIG_HEIGHT, template="plotly_white",
         margin=dict(l=60, r=20, t=50, b=50), hoverlabel=dict(align="left"),
@@ -402,8 +401,8 @@ def split_axes(axes: list[tuple[str, str]] | None) -> tuple[list[tuple[str, str]
     against every whole-model cost, and DEFAULT_MODULE_AXES. The module's own cost always gets its
     view: with no cost-vs-cost pair named, the default one."""
     if axes is None:
-        return [(x, m) for m in DEFAULT_METRICS for x in MODEL_COSTS], list(DEFAULT_MODULE_AXES)
-    accuracy = [(x, y) for x, y in axes if y in ACCURACY and x in MODEL_COSTS]
+        return [(x, m) for m in default_fronts() for x in MODEL_COSTS], list(DEFAULT_MODULE_AXES)
+    accuracy = [(x, y) for x, y in axes if y in accuracy_columns() and x in MODEL_COSTS]
     module = [(x, y) for x, y in axes if y in MODULE_COSTS and x in MODULE_COSTS]
     return accuracy, module or list(DEFAULT_MODULE_AXES)
 

@@ -16,15 +16,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hambench.axes import DEFAULT_METRICS, DEFAULT_MODULE_AXES, MODEL_COST_COLUMNS, MODEL_COSTS, check_axes
+from hambench.axes import DEFAULT_MODULE_AXES, MODEL_COSTS, check_axes
+from hambench.schema import read_columns
+from hambench.tasks import default_fronts
 
-RESULT_COLUMNS = [
-    "suite", "run_id", "trial_id", "task", "module", "family", "backbone", "data", "seed", "options",
-    "iters", "status", "error", "node", "device", "device_name", "seconds",
-    "params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "latency_iqr_ms",
-    "peak_mem_bytes", "profile_shape", "mIoU", "aAcc", "fid", "fid_surrogate", "symmetry_error",
-    *MODEL_COST_COLUMNS,  # the trained model's own cost (seg and gan trials; none before they were measured)
-]
 REQUIRED_RESULT_COLUMNS = ["trial_id", "task", "module", "status"]
 
 
@@ -61,7 +56,7 @@ def normalise_results(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise RunDirError(f"the results table lacks the column(s) {missing}")
     df = df.copy()
-    for col in RESULT_COLUMNS:
+    for col in read_columns():  # hambench.schema: the columns every reader can count on
         if col not in df.columns:
             df[col] = pd.NA
     df["options"] = df["options"].map(canonical_options)
@@ -118,7 +113,7 @@ def load_runs(run_dirs: list[Path]) -> Runs:
             suites[str(run_dir)] = (run_dir / "suite.yaml").read_text()
     # Concatenate column-wise unions; all-NA columns of one run must not decide the merged dtype.
     merged = pd.concat([r.dropna(axis=1, how="all") for r in results], ignore_index=True)
-    merged = merged.reindex(columns=list(dict.fromkeys(RESULT_COLUMNS + list(merged.columns))))
+    merged = merged.reindex(columns=list(dict.fromkeys(read_columns() + list(merged.columns))))
     profile = pd.concat(profiles, ignore_index=True) if profiles else None
     return Runs(merged, profile, metas, suites)
 
@@ -172,7 +167,7 @@ def run_references(runs: Runs) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _default_axes() -> list[tuple[str, str]]:
-    return [(x, m) for m in DEFAULT_METRICS for x in MODEL_COSTS] + list(DEFAULT_MODULE_AXES)
+    return [(x, m) for m in default_fronts() for x in MODEL_COSTS] + list(DEFAULT_MODULE_AXES)
 
 
 def run_axes(runs: Runs) -> tuple[list[tuple[str, str]] | None, list[str]]:

@@ -14,3 +14,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def scoped_registry():
+    """The test's own registry: modules it registers (toys, plugins it loads) are gone after it."""
+    from hambench.registry import scoped_registry
+
+    with scoped_registry():
+        yield

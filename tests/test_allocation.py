@@ -18,7 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from hambench.registry import build_module, get_spec, list_modules, module_names
+from hambench.registry import build_module, get_spec, list_modules, module_names, register_module
 
 SIDE = 64
 N = SIDE * SIDE  # pixels: an n x n map has 16.8M entries, any (C, n) tensor at C = 32 has 131k
@@ -109,8 +109,36 @@ def test_isa_attends_in_blocks():
     assert torch.Size(shape).numel() <= N * N // block**2, f"isa: {shape} ({op}) exceeds the blocks"
 
 
-def test_hamburgers_are_registered():
-    assert HAMBURGERS, "no module of the `hamburger` family is registered"
+class _ToyPixelAttention(torch.nn.Module):
+    """Plain softmax attention over the pixels: (B, n, n) weights."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = torch.nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        flat = self.proj(x).flatten(2)  # (B, C, n)
+        weights = torch.softmax(flat.transpose(1, 2) @ flat / c**0.5, dim=-1)  # (B, n, n)
+        return (flat @ weights.transpose(1, 2)).view(b, c, h, w)
+
+
+class _ToyPointwise(torch.nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = torch.nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+def test_the_detector_tells_an_n_by_n_map_from_none(scoped_registry):
+    """The reading above is no formality: a toy attention over the pixels is caught, a 1x1 conv is not."""
+    register_module("test-toy-pixel-attention", family="other", complexity="O(n^2)")(_ToyPixelAttention)
+    register_module("test-toy-pointwise", family="other", complexity="O(n)")(_ToyPointwise)
+    assert allocates_n_by_n("test-toy-pixel-attention") and largest_tensor("test-toy-pixel-attention")[1].count(N) == 2
+    assert not allocates_n_by_n("test-toy-pointwise")
+    assert HAMBURGERS and set(HAMBURGERS) <= set(module_names())  # the family the tests above cover exists
 
 
 def declared_memory(complexity: str) -> str:

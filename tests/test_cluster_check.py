@@ -24,6 +24,7 @@ from hambench.cluster import (
     NodeReport,
     check_data_root,
     local_versions,
+    node_notes,
     node_problems,
     read_probes,
     remove_probe,
@@ -59,9 +60,14 @@ def test_versions_must_match_the_drivers_but_torch_build_tags_may_differ() -> No
     ]
 
 
-def test_a_node_without_the_device_resource_is_a_problem() -> None:
-    (problem,) = node_problems(node(custom_resources={}), local_versions())
-    assert DEVICE_RESOURCE in problem and "--resources=" in problem
+def test_a_node_without_the_device_resource_is_ready_with_a_note() -> None:
+    # A cluster started the ordinary way (no custom resources) is fine: profiling trials then hold
+    # the whole node. Said once, as information, with the resource that narrows it to the device.
+    plain = node(custom_resources={})
+    assert node_problems(plain, local_versions()) == []
+    (note,) = node_notes(plain)
+    assert DEVICE_RESOURCE in note and "hold the whole node" in note and "--resources=" in note
+    assert node_notes(node()) == []  # a node with the unit: nothing to say
 
 
 def test_data_root_must_be_a_listable_non_empty_directory(tmp_path: Path) -> None:
@@ -174,8 +180,24 @@ def test_check_sees_three_nodes_that_share_storage(cluster, tmp_path: Path) -> N
     assert {n["address"] for n in nodes} == {"127.0.0.1"}
     assert all(n["storage"] == "shared" and n["data_root"] == "ok (1 entry)" for n in nodes)
     assert all(n["versions"] == report["driver"]["versions"] for n in nodes)
+    assert report["notes"] == []  # every node has the device unit
     # The probes are cleaned up: nothing but the empty probe root is left in the storage.
     assert [p.name for p in (tmp_path / "runs" / ".hambench-cluster-check").iterdir()] == []
+
+
+@pytest.mark.slow
+def test_a_node_started_without_custom_resources_passes_with_a_note(cluster) -> None:
+    plain = cluster.add_node(node_ip_address="127.0.0.1", num_cpus=0, object_store_memory=100 * 1024**2)
+    try:
+        cluster.wait_for_nodes()
+        result = hambench("cluster", "check", "--address", cluster.address)
+    finally:
+        cluster.remove_node(plain)
+    assert result.returncode == 0, result.stdout + result.stderr
+    infos = [line for line in result.stdout.splitlines() if line.startswith("INFO node ")]
+    assert len(infos) == 1 and infos[0].startswith(f"INFO node {plain.node_id[:8]} (127.0.0.1, worker)"), infos
+    assert "profiling trials will hold the whole node instead" in infos[0]
+    assert "FAIL" not in result.stdout and "cluster ready: 4 node(s)" in result.stdout
 
 
 @pytest.mark.slow

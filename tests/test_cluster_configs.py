@@ -10,6 +10,9 @@ its fields are checked against what the KubeRay CRD requires.
 from __future__ import annotations
 
 import copy
+import json
+import math
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -20,7 +23,8 @@ import yaml
 from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from hambench.tuning import DEVICE_RESOURCE
+from hambench.suite import expand, load_suite
+from hambench.tuning import DEVICE_RESOURCE, trial_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml", "onprem.yaml"]
@@ -61,30 +65,68 @@ def test_rays_validator_rejects_a_broken_config(break_it) -> None:
         ray_validate(config)
 
 
+GPU_SUITES = ["ade20k-pareto", "module-cost"]  # shipped suites whose trials ask for GPUs
+
+
+def trial_requests(names: list[str]) -> list[dict[str, float]]:
+    """The Ray resources each trial of these suites asks for, as `hambench run suite` requests them."""
+    return [trial_resources({"trial": t.model_dump()}) for name in names for t in expand(load_suite(name))]
+
+
+def fits(request: dict[str, float], node: dict[str, float]) -> bool:
+    return all(node.get(key, 0) >= amount for key, amount in request.items() if amount > 0)
+
+
+def left_after(request: dict[str, float], node: dict[str, float]) -> dict[str, float]:
+    return {key: amount - request.get(key, 0) for key, amount in node.items()}
+
+
+def assert_schedulable(head: dict[str, float], workers: list[dict[str, float]]) -> None:
+    """Every trial fits on a worker and none on the head; a profiling trial leaves no room beside it."""
+    requests = trial_requests(GPU_SUITES)
+    profiling = [r for r in requests if r.get(DEVICE_RESOURCE) == 1.0]
+    assert requests and profiling
+    for request in requests:
+        assert not fits(request, head), f"a trial {request} would run on the head {head}"
+        assert any(fits(request, node) for node in workers), f"no worker takes {request}: {workers}"
+    for node in workers:
+        for alone in profiling:
+            if fits(alone, node):
+                assert not any(fits(other, left_after(alone, node)) for other in requests), "a trial fits beside profiling"
+
+
 @pytest.mark.parametrize("name", CLOUD_CONFIGS)
-def test_cloud_config_has_a_cpu_head_and_autoscaled_gpu_workers(name: str) -> None:
+def test_cloud_config_schedules_every_trial_on_an_autoscaled_worker(name: str) -> None:
     config = ray_validate(load(name))
     types = config["available_node_types"]
-    head = types[config["head_node_type"]]
     workers = [t for key, t in types.items() if key != config["head_node_type"]]
-    assert head["resources"]["CPU"] == 0 and head["resources"].get("GPU", 0) == 0, "the head takes no trial"
-    assert len(workers) == 1
-    gpu = workers[0]
-    assert gpu["resources"]["GPU"] >= 1 and gpu["resources"]["CPU"] >= 8
-    assert gpu["min_workers"] == 0 < gpu["max_workers"] <= config["max_workers"]
-    for node_type in types.values():
-        assert node_type["resources"][DEVICE_RESOURCE] == 1, f"`hambench run suite` needs {DEVICE_RESOURCE} on every node"
+    assert_schedulable(types[config["head_node_type"]]["resources"], [w["resources"] for w in workers])
+    for worker in workers:  # GPU machines start when trials wait and stop when idle
+        assert worker["min_workers"] == 0 < worker["max_workers"] <= config["max_workers"]
 
 
-def test_onprem_roles_come_from_the_start_commands() -> None:
-    # Ray's local provider has one internal node type; head and GPU workers differ by `ray start` flags.
+def ray_start(commands: list[str]) -> dict:
+    """The options of the `ray start` among a node's start commands, read by Ray's own CLI parser."""
+    from ray.scripts.scripts import start
+
+    line = next(c for c in commands if "ray start" in c)
+    return start.make_context("start", shlex.split(line.split("ray start", 1)[1])).params
+
+
+def node_resources(options: dict) -> dict[str, float]:
+    """What a node started with these options offers; a count left to Ray is the machine's (any)."""
+    cpus = math.inf if options["num_cpus"] is None else options["num_cpus"]
+    gpus = math.inf if options["num_gpus"] is None else options["num_gpus"]
+    return {"CPU": cpus, "GPU": gpus, **json.loads(options["resources"] or "{}")}
+
+
+def test_onprem_start_commands_schedule_every_trial_on_a_worker() -> None:
+    # Ray's local provider has one internal node type; head and workers differ by their `ray start`.
     config = ray_validate(load("onprem.yaml"))
     assert len(config["provider"]["worker_ips"]) == config["max_workers"]
-    head_start = " ".join(config["head_start_ray_commands"])
-    worker_start = " ".join(config["worker_start_ray_commands"])
-    assert "--num-cpus=0" in head_start and "--num-cpus" not in worker_start and "--num-gpus=0" not in worker_start
-    for start in (head_start, worker_start):
-        assert f"""--resources='{{"{DEVICE_RESOURCE}": 1}}'""" in start
+    head, worker = ray_start(config["head_start_ray_commands"]), ray_start(config["worker_start_ray_commands"])
+    assert head["head"] and not worker["head"] and worker["address"].endswith(":6379")
+    assert_schedulable(node_resources(head), [node_resources(worker)])
 
 
 @pytest.mark.parametrize("name", LAUNCHER_CONFIGS)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from hambench import module_names
+from hambench import build_module, module_names
 from hambench.data.datasets import DataLayoutError
 from hambench.data.image_folder import image_folder
 from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
@@ -102,7 +102,9 @@ def test_spectral_norm_on_every_layer_of_both_networks() -> None:
 def test_hamburger_gets_hamgans_rank_unless_given() -> None:
     assert context_block("ham-nmf", 64, None).ham.rank == 8  # d = 8r, as in the paper's GAN
     assert context_block("ham-nmf", 64, {"rank": 4}).ham.rank == 4
-    context_block("nonlocal", 64, None)  # other families: no rank added (they have no such option)
+    # other families: built with their own defaults, no rank added (they have no such option)
+    plain = context_block("nonlocal", 64, None)
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in build_module("nonlocal", 64).parameters())
 
 
 def test_conditional_batch_norm_uses_the_class() -> None:
@@ -163,7 +165,7 @@ def test_image_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataLayoutError, match="one folder per class"):
         image_folder(tmp_path / "empty", 32)
-    with pytest.raises(ValueError, match="--data-root"):
+    with pytest.raises(ValueError, match="needs a data root"):
         build_dataset(GanConfig(data="image-folder"))
 
 
@@ -254,9 +256,10 @@ class Interrupted(Exception):
 
 def test_train_reports_surrogate_fid_and_symmetry_at_each_evaluation(tmp_path: Path) -> None:
     seen = []
-    final = train_gan(tiny_cfg(tmp_path), callback=lambda m, path: seen.append((m, path)))
-    assert [m["iter"] for m, _ in seen] == [2, 4]
-    for metrics, path in seen:
+    final = train_gan(tiny_cfg(tmp_path), callback=lambda m, path, artifacts: seen.append((m, path, artifacts)))
+    assert [m["iter"] for m, _, _ in seen] == [2, 4]
+    for metrics, path, artifacts in seen:
+        assert artifacts == [str(tmp_path / "run" / "samples.png")]  # the grid the report shows
         assert "fid_surrogate" in metrics and "fid" not in metrics and "inception_score" not in metrics
         assert 0 <= metrics["symmetry_error"] <= 1
         assert Path(path).is_file()
@@ -272,7 +275,7 @@ def test_resume_after_interruption_continues_from_the_checkpoint(tmp_path: Path,
     ref_ckpt = torch.load(tmp_path / "ref" / "run" / CHECKPOINT, weights_only=True)
 
     # The same run, killed right after its first checkpoint (iteration 2) ...
-    def crash(metrics: dict, path: str | None) -> None:
+    def crash(metrics: dict, path: str | None, artifacts: list[str]) -> None:
         raise Interrupted(metrics["iter"])
 
     cfg = tiny_cfg(tmp_path, context="ham-nmf", ema=True)
@@ -284,7 +287,7 @@ def test_resume_after_interruption_continues_from_the_checkpoint(tmp_path: Path,
     seen = []
     capsys.readouterr()
     resumed = tiny_cfg(tmp_path, context="ham-nmf", ema=True, resume=True)
-    final = train_gan(resumed, callback=lambda m, p: seen.append(m["iter"]))
+    final = train_gan(resumed, callback=lambda m, p, artifacts: seen.append(m["iter"]))
     assert "resumed from" in capsys.readouterr().out
     assert seen == [4]
     assert final["iters"] == 4

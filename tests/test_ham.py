@@ -482,7 +482,22 @@ def test_the_family_is_registered():
     specs = {s.name: s for s in list_modules() if s.family == "hamburger"}
     assert set(HAM_NAMES) <= set(specs)
     assert all(specs[n].complexity == "O(n)" and "Geng" in specs[n].paper for n in HAM_NAMES)
-    assert {m for m in FACTORIZERS} == {"nmf", "vq", "cd"}
+
+
+@pytest.mark.parametrize("method", ["nmf", "vq", "cd"])
+def test_the_ham_runs_the_algorithm_its_method_names(method):
+    """MatrixDecomposition2d(method=m) computes m's reconstruction from the same initial bases."""
+    fn, _ = FUNCTIONS[method]
+    x = torch.rand(2, 24, 5, 6) if method == "nmf" else torch.randn(2, 24, 5, 6)
+    ham = MatrixDecomposition2d(24, method, rank=6, eval_steps=3).eval()
+    torch.manual_seed(3)
+    got = ham(x)
+    torch.manual_seed(3)
+    bases = random_bases(method, 2, 24, 6)
+    want = fn(x.reshape(2, 24, 30), bases, 3, DEFAULT_INV_T[method]).reshape(x.shape)
+    torch.testing.assert_close(got, want)
+    others = [m for m in FUNCTIONS if m != method]
+    assert all(not torch.allclose(got, FUNCTIONS[m][0](x.reshape(2, 24, 30), bases, 3).reshape(x.shape)) for m in others)
 
 
 @pytest.mark.parametrize(

@@ -29,10 +29,15 @@ def test_context_head_in_an_encoder_decoder(context):
         test_cfg=dict(mode="whole"),
     )
     model = MODELS.build(cfg).eval()
-    assert type(model.decode_head.context).__name__ == type(hambench.build_module(context, 64)).__name__
+    block = model.decode_head.context
+    assert isinstance(block, hambench.get_spec(context).cls)  # the registry's module, at the head's width
+    assert sum(p.numel() for p in block.parameters()) == sum(p.numel() for p in hambench.build_module(context, 64).parameters())
+    seen = []
+    block.register_forward_hook(lambda module, inputs, output: seen.append((inputs[0].shape, output.shape)))
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 32, 32), mode="tensor")
     assert logits.shape == (2, 5, 4, 4)  # output stride 8
+    assert seen == [((2, 64, 4, 4), (2, 64, 4, 4))]  # the head runs it once, on its 64-channel features
 
 
 def test_light_context_head_fuses_levels():

@@ -4,6 +4,7 @@ in the peak memory, bmm counted by every counter, exponents of the n-sweep, the 
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from torch import nn
 from hambench.cli.main import main
 from hambench.memory import LiveTensorBytes, peak_memory
 from hambench.profiling import (
+    MIN_REPS,
     fit_exponent,
     measure,
     measure_latency,
@@ -60,7 +62,7 @@ def test_module_row_has_every_column():
     assert ROW_KEYS <= set(row)
     assert row["shape"] == "1x16x8x8"
     assert row["params"] == sum(p.numel() for p in __import__("hambench").build_module("nonlocal", 16).parameters())
-    assert row["latency_ms"] > 0 and row["latency_iqr_ms"] >= 0 and row["latency_reps"] >= 4
+    assert row["latency_ms"] > 0 and row["latency_iqr_ms"] >= 0 and row["latency_reps"] >= MIN_REPS
     assert row["threads"] == 1 and row["torch_version"] == torch.__version__
 
 
@@ -127,7 +129,14 @@ def test_peak_memory_sees_coexisting_activations_only():
 
 def test_latency_median_and_iqr():
     median, iqr, reps = measure_latency(lambda: torch.ones(64, 64) @ torch.ones(64, 64), torch.device("cpu"), min_time=0.05, max_time=0.5)
-    assert median > 0 and iqr >= 0 and reps >= 4
+    assert median > 0 and iqr >= 0 and reps >= MIN_REPS
+
+
+def test_latency_never_takes_fewer_than_min_reps_and_is_in_ms():
+    """With no time to spend, exactly the minimum of timed runs; a call that sleeps 3 ms takes at least 3 ms."""
+    median, iqr, reps = measure_latency(lambda: time.sleep(0.003), torch.device("cpu"), min_time=0.0, max_time=0.0)
+    assert reps == MIN_REPS
+    assert median >= 3.0 and iqr >= 0
 
 
 def test_bad_input_is_named():

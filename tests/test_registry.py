@@ -16,13 +16,13 @@ from torch import nn
 import hambench
 from hambench.check import check_module
 from hambench.cli.main import main
-from hambench.registry import DefaultRule, RegistryError, get_spec, register_module, resolve_options
+from hambench.check import CHECKS
+from hambench.registry import DefaultRule, RegistryError, get_spec, register_module, resolve_options, scoped_registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "se_gate.py"
 
 
-@register_module("test-shrinks", family="other", complexity="O(n)")
 class _Shrinks(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -31,7 +31,6 @@ class _Shrinks(nn.Module):
         return x[:, :, :-1]
 
 
-@register_module("test-dead-param", family="other", complexity="O(n)")
 class _DeadParam(nn.Module):
     def __init__(self, channels: int, scale: float = 1.0):
         super().__init__()
@@ -42,7 +41,6 @@ class _DeadParam(nn.Module):
         return self.conv(x)
 
 
-@register_module("test-noisy-eval", family="other", complexity="O(n)")
 class _NoisyEval(nn.Module):
     """Draws from a private generator, so a fixed global seed does not fix its output."""
 
@@ -58,7 +56,6 @@ class _NoisyEval(nn.Module):
 QUARTER = DefaultRule("channels // reduction, at least 1", lambda channels, reduction: max(1, channels // reduction))
 
 
-@register_module("test-width-rule", family="other", complexity="O(n)", rules={"hidden": QUARTER})
 class _WidthRule(nn.Module):
     """A bottleneck whose width defaults to a rule of the input width."""
 
@@ -81,10 +78,29 @@ class _Base(nn.Module):
         return self.conv(x) * self.scale
 
 
-@register_module("test-variant-b", family="other", complexity="O(n)", fixed=dict(kind="b"), hidden=("unused",),
-                 rules={"scale": DefaultRule("2.0 for kind b, else 1.0", lambda kind: 2.0 if kind == "b" else 1.0)})
 class _VariantB(_Base):
     """_Base with kind 'b'."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toy_modules():
+    """The toy modules above, registered for this file's tests only (and every plugin they load)."""
+    with scoped_registry():
+        register_module("test-shrinks", family="other", complexity="O(n)")(_Shrinks)
+        register_module("test-dead-param", family="other", complexity="O(n)")(_DeadParam)
+        register_module("test-noisy-eval", family="other", complexity="O(n)")(_NoisyEval)
+        register_module("test-width-rule", family="other", complexity="O(n)", rules={"hidden": QUARTER})(_WidthRule)
+        register_module("test-variant-b", family="other", complexity="O(n)", fixed=dict(kind="b"), hidden=("unused",),
+                    rules={"scale": DefaultRule("2.0 for kind b, else 1.0", lambda kind: 2.0 if kind == "b" else 1.0)})(_VariantB)
+        yield
+
+
+def test_scoped_registry_forgets_what_was_registered_in_it():
+    with scoped_registry():
+        register_module("test-scoped-only", family="other")(_Shrinks)
+        assert "test-scoped-only" in hambench.module_names()
+    assert "test-scoped-only" not in hambench.module_names()
+    assert "test-shrinks" in hambench.module_names() and "ham-nmf" in hambench.module_names()  # the rest stays
 
 
 def _failed(results):
@@ -251,7 +267,7 @@ def test_plugin_file_registers_a_module_that_list_and_check_see(capsys):
     assert rows["se-gate"]["source"] == str(EXAMPLE)
     assert main(["modules", "check", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert out.count("PASS  se-gate") == 9 and "0 failure(s)" in out
+    assert out.count("PASS  se-gate") == len(CHECKS) + 1 and "0 failure(s)" in out  # the build, then each check
 
 
 def test_check_command_exits_nonzero_with_the_reason(tmp_path, capsys):
@@ -306,3 +322,69 @@ def test_a_plugin_gets_the_same_module_name_in_every_process() -> None:
     names = {subprocess.run([sys.executable, "-c", code, str(plugin)], capture_output=True, text=True,
                             check=True).stdout.strip() for _ in range(2)}
     assert len(names) == 1 and "hambench_plugin_se_gate_" in names.pop()
+
+
+# --- plugins that fail ---------------------------------------------------------------------------
+
+BROKEN_PLUGIN = '''
+from torch import nn
+import hambench
+
+@hambench.register_module("test-half-registered", family="other")
+class Half(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+settings = {"rank": 8}
+rank = settings["heads"]  # KeyError
+'''
+BROKEN_LINE = BROKEN_PLUGIN.splitlines().index('rank = settings["heads"]  # KeyError') + 1
+
+
+def test_a_plugin_that_raises_is_one_line_naming_file_exception_and_line(tmp_path):
+    plugin = tmp_path / "broken_import.py"
+    plugin.write_text(BROKEN_PLUGIN)
+    with pytest.raises(RegistryError) as info:
+        hambench.load_plugin(plugin)
+    assert str(info.value) == f"plugin {plugin} failed to import: KeyError: 'heads' (line {BROKEN_LINE})"
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no chained traceback
+    assert "test-half-registered" not in hambench.module_names()  # what it registered went with it
+    (tmp_path / "syntax.py").write_text("x = 1\ndef f(:\n")
+    with pytest.raises(RegistryError, match=r"syntax.py failed to import: SyntaxError: .* \(line 2\)$"):
+        hambench.registry.load_plugins([EXAMPLE, tmp_path / "syntax.py"])
+
+
+def _commands_taking_plugin(parser, prefix=()):
+    """(argv, parser) of every leaf sub-command that takes --plugin, its required arguments filled in."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands_taking_plugin(sub, (*prefix, name))
+            return
+    parser.format_help()  # a lazily built parser adds its arguments now
+    if not any("--plugin" in a.option_strings for a in parser._actions):
+        return
+    argv = list(prefix)
+    for action in parser._actions:
+        if action.required or (not action.option_strings and action.nargs in (None, 1)):
+            value = str(action.choices[0] if action.choices else 1)  # "1": a string, a count or a width
+            argv += [action.option_strings[0], value] if action.option_strings else [value]
+    yield argv
+
+
+def test_every_command_reports_a_broken_plugin_in_one_line(tmp_path, capsys):
+    from hambench.cli.main import build_parser
+
+    plugin = tmp_path / "broken_import.py"
+    plugin.write_text(BROKEN_PLUGIN)
+    commands = list(_commands_taking_plugin(build_parser()))
+    assert {tuple(c[:2]) for c in commands} >= {("train", "seg"), ("train", "gan"), ("run", "suite"), ("profile", "1")}
+    for argv in commands:
+        assert main([*argv, "--plugin", str(plugin)]) == 2, argv
+        captured = capsys.readouterr()
+        assert captured.err == f"hambench: error: plugin {plugin} failed to import: KeyError: 'heads' (line {BROKEN_LINE})\n", argv

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from hambench.cli.main import main
+from hambench.schema import COST_COLUMNS, TRIAL_COLUMNS
 from hambench.tuning import RunOptions, run_suite
 
 # A plugin module for the runner's tests. `fail` raises in the constructor (a bad option);
@@ -40,11 +41,7 @@ class Probe(nn.Module):
         return x + self.proj(x)
 '''
 
-RESULT_COLUMNS = {
-    "suite", "run_id", "trial_id", "task", "module", "family", "backbone", "data", "seed", "options", "iters",
-    "status", "error", "node", "device", "device_name", "seconds", "params", "macs_fvcore", "macs_torchprofile",
-    "flops_torch", "latency_ms", "latency_iqr_ms", "peak_mem_bytes", "profile_shape",
-}
+RESULT_COLUMNS = set(TRIAL_COLUMNS + COST_COLUMNS)  # a profiling row: what every trial is, and the module's cost
 
 
 def write_plugin(tmp_path: Path) -> Path:

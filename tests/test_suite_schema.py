@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 from pathlib import Path
@@ -10,14 +11,15 @@ import pytest
 import yaml
 
 from hambench.cli.main import main
-from hambench.suite import SuiteError, expand, load_suite, shipped_suites, smoke
+from hambench.registry import get_spec
+from hambench.reports import load_references
+from hambench.suite import EVAL_FRACTION, Budget, SuiteError, expand, load_suite, shipped_suites, smoke
 from hambench.tuning import DEVICE_RESOURCE, trial_resources
 
 SHIPPED = [
     "quickstart", "synthetic-pareto", "module-cost", "ade20k-pareto", "voc-ablation", "gan-synthetic",
     "imagenet128-hamgan",
 ]
-QUICKSTART_EIGHT = {"ham-nmf", "ham-cd", "ham-vq", "nonlocal", "danet", "ocr", "dnl", "none"}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -40,33 +42,63 @@ MINIMAL = """
 """
 
 
-def test_shipped_suites_load_and_expand() -> None:
-    assert set(SHIPPED) <= set(shipped_suites())
-    for name in SHIPPED:
-        suite = load_suite(name)
-        trials = expand(suite)
-        assert trials, name
-        assert len({t.trial_id for t in trials}) == len(trials), f"{name}: duplicate trial ids"
+def _grid_points(suite) -> tuple[set, set]:
+    """What a suite should expand into, worked out from its grid here: the training points
+    (module, options, backbone, data, seed) and the profiled (module, options)."""
+    train, profiled = set(), set()
+    for grid in suite.grid:
+        keys = list(grid.options)
+        for entry in grid.modules:
+            for values in itertools.product(*(grid.options[k] for k in keys)):
+                for opts in entry.points():
+                    point = (entry.name, json.dumps({**dict(zip(keys, values)), **opts}, sort_keys=True))
+                    profiled.add(point)
+                    train |= {(*point, b, d, s) for b in grid.backbones for d in grid.data for s in grid.seeds}
+    return train, profiled
 
 
-def test_quickstart_is_the_eight_with_three_seeds_two_at_a_time() -> None:
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_suite_expands_into_its_grid_product(name: str) -> None:
+    assert name in shipped_suites()
+    suite = load_suite(name)
+    trials = expand(suite)
+    assert len({t.trial_id for t in trials}) == len(trials), f"{name}: duplicate trial ids"
+    key = lambda t: (t.module, json.dumps(t.options, sort_keys=True))  # noqa: E731
+    train, profiled = _grid_points(suite)
+    trained = [(*key(t), t.backbone, t.data, t.seed) for t in trials if t.task != "profile"]
+    assert sorted(trained) == sorted(train if suite.task != "profile" else ())  # each point once
+    profiles = [t for t in trials if t.task == "profile"]
+    assert sorted(map(key, profiles)) == sorted(profiled if suite.profile else ())
+    assert trials[: len(profiles)] == profiles  # profiling first
+
+
+def test_quickstart_runs_on_a_two_core_cpu_and_compares_the_families() -> None:
+    """What the README's first command promises: no GPU, two cores, every seed of every module,
+    the Hamburgers and attention against the no-context baseline, on data that needs context."""
     suite = load_suite("quickstart")
     trials = expand(suite)
+    assert all(t.resources.gpu == 0 for t in trials)
+    assert suite.max_concurrent * suite.resources.cpu <= 2
     seg = [t for t in trials if t.task == "seg"]
-    assert {t.module for t in seg} == QUICKSTART_EIGHT
-    assert all(sorted(t.seed for t in seg if t.module == m) == [0, 1, 2] for m in QUICKSTART_EIGHT)
-    assert {t.module for t in trials if t.task == "profile"} == QUICKSTART_EIGHT
-    assert suite.max_concurrent == 2 and suite.resources.cpu == 1
-    assert {t.data for t in trials if t.task == "seg"} == {"synthetic-context"}
+    seeds = {m: sorted(t.seed for t in seg if t.module == m) for m in {t.module for t in seg}}
+    assert len(set(map(tuple, seeds.values()))) == 1 and len(next(iter(seeds.values()))) >= 3
+    assert {get_spec(m).family for m in seeds} >= {"hamburger", "attention", "none"}
+    assert {t.data for t in seg} == {"synthetic-context"} and {t.backbone for t in seg} == {"tiny-d8"}
 
 
-def test_ade20k_pareto_matches_the_published_tables() -> None:
+def test_ade20k_pareto_trains_like_the_published_tables() -> None:
+    """Every zoo module with a published ResNet-101 ADE20K row is in the suite's r101-d8 grid, trained
+    for the published schedule at the published crop (read from references.csv, not restated)."""
+    refs = load_references()
+    published = refs[(refs["task"] == "seg") & (refs["dataset"] == "ade20k") & (refs["backbone"] == "ResNet-101")
+                     & refs["module"].notna() & (refs["module"] != "")]
     suite = load_suite("ade20k-pareto")
     seg = [t for t in expand(suite) if t.task == "seg"]
-    r101 = {t.module for t in seg if t.backbone == "r101-d8"}
-    assert r101 == {"ham-nmf", "danet", "ocr", "dnl", "nonlocal", "none"}
-    assert {t.backbone for t in seg if t.backbone.startswith("van-")} == {"van-tiny", "van-small", "van-base"}
-    assert suite.budget.iters == 160_000 and suite.budget.batch == 16 and tuple(suite.budget.crop) == (512, 512)
+    assert set(published["module"]) <= {t.module for t in seg if t.backbone == "r101-d8"}
+    schedule = published["iters"].mode()[0]
+    crop = published["crop"].mode()[0]
+    assert suite.budget.iters == schedule and "x".join(map(str, suite.budget.crop)) == crop
+    assert "none" in {t.module for t in seg}  # the baseline every module is measured against
 
 
 def test_voc_ablation_covers_the_paper_axes() -> None:
@@ -147,7 +179,7 @@ def test_bad_seeds_are_one_line_naming_file_field_and_valid_values(tmp_path: Pat
         load_suite(path)
     msg = str(info.value)
     assert "\n" not in msg, msg
-    assert msg.startswith(f"{path}: invalid suite: grid.0.seeds: seeds must be a count (`seeds: 5` runs seeds 0..4)")
+    assert msg.startswith(f"{path}: invalid suite: grid[0].seeds: seeds must be a count (`seeds: 5` runs seeds 0..4)")
     assert "a list of distinct non-negative integers" in msg and why in msg
 
 
@@ -173,14 +205,14 @@ def test_profile_trials_hold_their_node_alone() -> None:
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda d: d.pop("task"), "task: Field required"),
+        (lambda d: d.pop("name"), "name: Field required"),
         (lambda d: d.update(task="train"), "task: Input should be 'profile', 'seg' or 'gan'"),
-        (lambda d: d["grid"].update(seeds="zero"), "grid.0.seeds: seeds must be a count"),
+        (lambda d: d["grid"].update(seeds="zero"), "grid[0].seeds: seeds must be a count"),
         (lambda d: d.update(resources={"cpu": 1.5}), "above 1 a resource must be a whole number"),
         (lambda d: d.update(resources={"cpu": 0}), "resources.cpu: Input should be greater than 0"),
-        (lambda d: d.update(budget={"iters": 10}), "budget.eval_interval: Field required"),
+        (lambda d: d.update(budget={"iters": 0}), "budget.iters: Input should be greater than 0"),
         (lambda d: d.update(colour="red"), "colour: Extra inputs are not permitted"),
-        (lambda d: d.pop("budget"), "task `seg` needs a `budget:` section"),
+        (lambda d: d.update(budget={"res": 64}), "budget: res: not used by task seg"),
         (lambda d: d.update(profile={"shape": [1, 32, 16]}), "profile.shape"),
     ],
 )
@@ -204,9 +236,46 @@ def test_unknown_module_lists_the_valid_ones(tmp_path: Path) -> None:
     assert "valid modules:" in msg and "ham-nmf" in msg and "danet" in msg
 
 
+def test_a_two_line_suite_takes_its_tasks_defaults(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, "name: two\ngrid: {modules: [ham-nmf, none]}\n"))
+    assert suite.task == "seg" and suite.description == "" and suite.profile is None
+    assert suite.budget == Budget(iters=600, eval_interval=600 // EVAL_FRACTION, batch=8)
+    assert [(t.module, t.backbone, t.data, t.seed) for t in expand(suite)] == [
+        ("ham-nmf", "tiny-d8", "synthetic-context", 0), ("none", "tiny-d8", "synthetic-context", 0)]
+    gan = load_suite(write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none]}\nbudget: {iters: 40}\n"))
+    assert gan.budget == Budget(iters=40, eval_interval=10, batch=16)  # the task's batch, a quarter of iters
+    assert gan.grid[0].data == ["synthetic-shapes"] and gan.grid[0].backbones == ["none"]
+    given = load_suite(write(tmp_path, "name: e\ngrid: {modules: [none]}\nbudget: {iters: 40, eval_interval: 7}\n"))
+    assert given.budget.eval_interval == 7
+
+
+def test_every_bad_grid_value_is_reported_at_once_module_first(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        grid:
+          modules: [ham-nmff, {name: ham-nmf, options: {rnk: [3]}}]
+          backbones: [tiny-d8, resnet9]
+          data: [ade]
+    """)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    first, *rest = str(info.value).splitlines()
+    assert first == f"{path}: invalid suite (5 errors)"
+    assert rest[0].strip().startswith("grid[0].modules[0]: unknown module 'ham-nmff'; valid modules: ") and "ham-cd" in rest[0]
+    assert rest[1].strip().startswith("grid[0].modules[1].options.rnk: module 'ham-nmf' has no option(s) rnk")
+    assert rest[2].strip().startswith("grid[0].backbones[1]: unknown backbone 'resnet9'; valid: ") and "tiny-d8" in rest[2]
+    assert rest[3].strip() == "grid[0].data[0]: unknown data set 'ade'; valid: synthetic-context, ade20k, voc-aug, pascal-context"
+    assert rest[4].strip() == "name: Field required"
+    named = write(tmp_path, "name: n\ngrid: {modules: [none], backbones: [timm:resnet18, \"timm:\"]}\n")
+    with pytest.raises(SuiteError, match=r"invalid suite: grid\[0\]\.backbones\[1\]: unknown backbone 'timm:'"):
+        expand(load_suite(named), source=str(named))  # a schema-valid suite: checked by expand, before Ray
+    gan = write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none], data: [synthetic-context]}\n")
+    with pytest.raises(SuiteError, match=r"grid\[0\]\.data\[0\]: unknown data set 'synthetic-context'; valid: synthetic-shapes, image-folder$"):
+        expand(load_suite(gan))
+
+
 def test_unknown_option_lists_the_module_options(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace("[ham-nmf, none]", "[{name: ham-nmf, options: {steps: [3]}}]"))
-    with pytest.raises(SuiteError, match=r"module 'ham-nmf' has no option\(s\) steps; its options: .*train_steps"):
+    with pytest.raises(SuiteError, match=r"grid\[0\]\.modules\[0\]\.options\.steps: module 'ham-nmf' has no option\(s\) steps; valid options: .*train_steps=6"):
         expand(load_suite(path))
 
 
@@ -233,6 +302,15 @@ def test_cli_suites_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["suites", "show", str(write(tmp_path, MINIMAL)), "--json"]) == 0
     trials = json.loads(capsys.readouterr().out)
     assert len(trials) == 6 and trials[0]["resources"] == {"cpu": 1.0, "gpu": 0.0}
+
+
+def test_cli_show_a_suite_without_crop_or_res(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "name: two\ngrid: {modules: [ham-nmf, none]}\n")
+    assert main(["suites", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 trials" in out and "600 it, batch 8" in out and "crop" not in out
+    assert main(["suites", "show", str(path), "--smoke"]) == 0
+    assert "4 it, batch 2, crop 64x64" in capsys.readouterr().out
 
 
 def test_cli_show_bad_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="per node: address, CPUs, GPUs, versions, data root and storage access",
         description="Connect to a Ray cluster and run a small task pinned to each node. Exits 1 "
         "when a node lacks a GPU it advertises, its hambench/torch/Ray/Python versions differ "
-        "from the driver's, it lacks the hambench_device resource, it cannot read the data root, "
-        "or the storage is not shared; exits 2 when it cannot connect.",
+        "from the driver's, it cannot read the data root, or the storage is not shared; exits 2 "
+        "when it cannot connect. A node without the hambench_device resource passes (INFO: "
+        "profiling trials hold the whole node there).",
     )
     ck.add_argument("--address", default="auto",
                     help="Ray cluster address: auto (the cluster this machine belongs to), HOST:PORT, "
@@ -77,6 +78,8 @@ def _print_report(report) -> None:
             "[green]ok[/green]" if not n.problems else f"[red]{len(n.problems)} problem(s)[/red]",
         )
     out.print(table)
+    for note in report.notes:
+        out.print(f"[cyan]INFO[/cyan] {note}", highlight=False, soft_wrap=True)
     for problem in report.problems:
         out.print(f"[red]FAIL[/red] {problem}", highlight=False, soft_wrap=True)
     if report.ok:

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from hambench.registry import RegistryError, load_plugin
+from hambench.registry import RegistryError, load_plugins
 
 # Sub-command modules, in the order `hambench --help` lists them.
 COMMANDS = ["modules", "profile", "cluster", "suites", "run", "train", "report"]
@@ -28,14 +28,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are a user's to fix (a plugin that fails to import, an unknown module, a
+    suite file, a tracker, a data root, a cluster or run that cannot go on): each says what is
+    wrong in its message, printed alone, exit status 2. Imported only once one was raised."""
+    from hambench.data.datasets import DataRootError
+    from hambench.suite import SuiteError
+    from hambench.tasks import TaskError
+    from hambench.tracking import TrackerError
+
+    errors: list[type[Exception]] = [RegistryError, DataRootError, SuiteError, TaskError, TrackerError]
+    if "hambench.tuning" in sys.modules:  # raised only once the driver was imported (it imports Ray)
+        from hambench.tuning import SuiteRunError
+
+        errors.append(SuiteRunError)
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.plugin = getattr(args, "plugin", [])  # commands pass the plugin files on to Ray trials
     try:
-        for path in args.plugin:
-            load_plugin(path)
+        load_plugins(args.plugin)  # a plugin that fails to import: one line, exit status 2
         return int(args.func(args) or 0)
-    except RegistryError as exc:
+    except Exception as exc:
+        if not isinstance(exc, user_errors()):
+            raise  # a bug: its traceback is what a report needs
         print(f"hambench: error: {exc}", file=sys.stderr)
         return 2
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
 from hambench.cli import console
-from hambench.cli.train import parse_options
+from hambench.cli.config_args import parse_key_value
 from hambench.registry import DefaultRule, get_spec, list_modules, load_plugin, module_names, resolve_options
 
 
@@ -25,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     sh = msub.add_parser("show", parents=[common], help="the options a module is built with at a width")
     sh.add_argument("name", help="a registered module name (`hambench modules list`)")
     sh.add_argument("--channels", type=_positive_int, required=True, metavar="C", help="the input width C")
-    sh.add_argument("--option", action="append", default=[], type=_option, metavar="KEY=VALUE",
+    sh.add_argument("--option", action="append", default=[], type=parse_key_value, metavar="KEY=VALUE",
                     help="an option of the module (value read as a YAML scalar), repeatable")
     sh.add_argument("--json", action="store_true", help="print {name, channels, options} as JSON")
     sh.set_defaults(func=run_show)
@@ -53,11 +52,6 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expects a positive integer, got {text!r}")
     return int(text)
-
-
-def _option(pair: str) -> tuple[str, Any]:
-    """One ``--option KEY=VALUE``, parsed as ``hambench train``'s ``--context-opt``."""
-    return next(iter(parse_options([pair]).items()))
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hambench.cli import console
+from hambench.cli.config_args import parse_key_value
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -27,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--mode", default="fwd", choices=["fwd", "fwd+bwd"],
                    help="fwd: eval-mode inference; fwd+bwd: a train-mode forward and backward")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a module option (value parsed as JSON if it can be), repeatable")
+    p.add_argument("--option", action="append", default=[], type=parse_key_value, metavar="KEY=VALUE",
+                   help="a module option (value read as a YAML scalar), repeatable")
     p.add_argument("--sweep", metavar="H1,H2,...", help="profile at H = W = each size and fit cost ~ n^k, n = H*W")
     p.add_argument("--model", metavar="PRESET", help="profile a whole-model preset instead (see --list-models)")
     p.add_argument("--size", default="512x512", help="image HxW for --model, or `published` (default: 512x512)")
@@ -45,30 +46,6 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
     p.add_argument("--out", metavar="FILE", help="also write the rows to FILE (.parquet or .csv)")
     p.set_defaults(func=run_profile)
-
-
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    options = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"hambench: error: --option needs KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    from hambench.profiling import parse_shape
-
-    size = parse_shape(text)
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2:
-        raise ValueError(f"--size takes HxW, got {text!r}")
-    return size  # type: ignore[return-value]
 
 
 def run_profile(args: argparse.Namespace) -> int:
@@ -88,14 +65,14 @@ def run_profile(args: argparse.Namespace) -> int:
                 raise ValueError("give module names or --model, not both")
             from hambench.models.presets import get_preset
 
-            size = get_preset(args.model).published.flops_size if args.size == "published" else _parse_size(args.size)
+            size = get_preset(args.model).published.flops_size if args.size == "published" else profiling.parse_size(args.size)
             rows.append(profiling.profile_model(args.model, size=size, **common))
         else:
             if not args.names:
                 raise ValueError("name at least one module (or `all`, or --model PRESET)")
             names = module_names() if args.names == ["all"] else args.names
             shape = profiling.parse_shape(args.shape)
-            options = _parse_options(args.option)
+            options = dict(args.option)
             for name in names:
                 if args.sweep:
                     sizes = [int(s) for s in args.sweep.split(",")]

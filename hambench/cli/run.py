@@ -28,24 +28,24 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     s.add_argument("--data-root", metavar="DIR", help="root of the real data set (ADE20K, VOC, ...)")
     s.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR", help="output root (default: ./runs)")
     s.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of the embedded Ray (default: all)")
+    s.add_argument("--tracker", choices=["mlflow", "wandb"],
+                   help="also log every trial to MLflow (MLFLOW_TRACKING_URI, else <run dir>/mlruns) or W&B "
+                        "(offline without an API key); TensorBoard event files are always written (docs/tracking.md)")
     s.add_argument("--no-report", action="store_true", help="skip report.html")
     s.set_defaults(func=run_suite_cmd)
 
 
 def run_suite_cmd(args: argparse.Namespace) -> int:
-    from hambench.suite import SuiteError
-    from hambench.tuning import RunOptions, SuiteRunError, run_suite
+    """Run the suite; a user's mistake (suite, tracker, data root, cluster) ends in one line and
+    exit status 2 (``hambench.cli.main``), a failed trial in status 1."""
+    from hambench.tuning import RunOptions, run_suite
 
     opts = RunOptions(
         address=args.address, storage=args.storage, out=args.out, resume=args.resume, run_id=args.run_id,
         smoke=args.smoke, max_concurrent=args.max_concurrent, only=args.only, data_root=args.data_root,
-        plugins=args.plugin, num_cpus=args.num_cpus, report=not args.no_report,
+        plugins=args.plugin, num_cpus=args.num_cpus, report=not args.no_report, tracker=args.tracker,
     )
-    try:
-        run_dir = run_suite(args.suite, opts)
-    except (SuiteError, SuiteRunError) as exc:
-        print(f"hambench: error: {exc}", file=sys.stderr)
-        return 2
+    run_dir = run_suite(args.suite, opts)
     import pandas as pd
 
     table = pd.read_parquet(run_dir / "results.parquet")
@@ -65,15 +65,24 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary: pd.DataFrame) -> None:
-    """One table per task and data set: the headline metric's mean ± 95 % CI over seeds, the rank
-    with ties and the module's cost (``summary.csv`` holds every metric); a cost table for a
-    profile-only run."""
+    """One table per task, data set and accuracy metric (headline first; a GAN's fid_surrogate and
+    symmetry_error can disagree): mean ± 95 % CI over seeds, the rank with ties and the module's
+    cost, as in ``summary.csv``; a cost table for a profile-only run."""
+    import pandas as pd
+
     from hambench.cli import console
+    from hambench.tasks import task_metrics
 
     out = console()
-    rows = summary[summary["headline"].astype(bool)] if "headline" in summary else summary
-    for (task, data), grp in rows.groupby(["task", "data"], sort=True, dropna=False):
-        out.print(_cost_table(grp) if task == "profile" else _accuracy_table(str(task), str(data), grp))
+    for (task, data), grp in summary.groupby(["task", "data"], sort=True, dropna=False):
+        if not task_metrics(str(task)):  # a task with no accuracy metric (profile) has costs only
+            out.print(_cost_table(grp[grp["headline"].astype(bool)] if "headline" in grp else grp))
+            continue
+        unscored = grp["metric"].fillna("") == ""  # a configuration whose every trial failed has no metric
+        tables = [t for _, t in grp[~unscored].groupby("metric", sort=False)] or [grp.iloc[:0]]
+        tables[0] = pd.concat([tables[0], grp[unscored]])  # its failures shown under the headline metric
+        for table in tables:
+            out.print(_accuracy_table(str(task), str(data), table))
 
 
 def _costs(row: pd.Series) -> list[str]:

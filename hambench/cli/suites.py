@@ -1,10 +1,12 @@
-"""``hambench suites list|show``: the shipped suites and what a suite expands to."""
+"""``hambench suites list|show|new``: the shipped suites, what a suite expands to, a new suite file."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from pathlib import Path
 
 import yaml
 from rich.table import Table
@@ -28,6 +30,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     show.add_argument("--json", action="store_true", help="print the trials as a JSON array")
     show.set_defaults(func=run_show)
 
+    new = ssub.add_parser("new", parents=[common], help="write a commented suite template to NAME.yaml")
+    new.add_argument("name", help="the suite's name (letters, digits, . _ -): also the file's, NAME.yaml")
+    new.add_argument("--out", type=Path, metavar="PATH", help="write the template here instead of ./NAME.yaml")
+    new.set_defaults(func=run_new)
+
 
 def run_list(args: argparse.Namespace) -> int:
     table = Table(title="shipped suites (hambench suites show NAME)")
@@ -44,7 +51,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from hambench.tuning import DEVICE_RESOURCE, trial_resources  # imports ray: only when showing
+    from hambench.tasks import get_task
 
     try:
         suite = load_suite(args.suite)
@@ -64,13 +71,95 @@ def run_show(args: argparse.Namespace) -> int:
         if t.task == "profile":
             budget = f"shape {'x'.join(map(str, t.profile.shape))}" + (f", sweep {t.profile.sweep}" if t.profile.sweep else "")
         else:
-            size = f"crop {t.budget.crop[0]}x{t.budget.crop[1]}" if t.task == "seg" else f"{t.budget.res}px"
-            budget = f"{t.budget.iters} it, batch {t.budget.batch}, {size}"
+            budget = f"{t.budget.iters} it, batch {t.budget.batch}" + _size(t)
         res = f"{t.resources.cpu:g} CPU" + (f", {t.resources.gpu:g} GPU" if t.resources.gpu else "")
-        res += ", node alone" if trial_resources({"trial": t.model_dump()})[DEVICE_RESOURCE] == 1 else ""
+        res += ", node alone" if get_task(t.task).alone_on_device else ""
         table.add_row(t.trial_id, t.module, yaml.safe_dump(t.options, default_flow_style=True).strip() if t.options else "",
                       t.backbone, t.data, str(t.seed), budget, res)
     out.print(table)
     if suite.pareto:
         out.print("pareto axes: " + "; ".join(f"{a.y} vs {a.x}" for a in suite.pareto))
+    return 0
+
+
+def _size(trial) -> str:  # noqa: ANN001
+    """The budget's image size, where the suite sets one (unset: the task's or the data set's default)."""
+    if trial.budget.crop:
+        return f", crop {trial.budget.crop[0]}x{trial.budget.crop[1]}"
+    return f", {trial.budget.res}px" if trial.budget.res else ""
+
+
+# --- suites new --------------------------------------------------------------------------------
+
+# Every key of a suite file: the two required ones set, each optional one commented out with its
+# default and what it means (hambench.suite holds the schema). Uncommenting a line keeps the file
+# valid YAML and a valid suite. "@NAME@" is replaced by the suite's name.
+TEMPLATE = """\
+# A hambench suite. Only `name` and `grid.modules` are required; every other key is shown below,
+# commented out, with its default: uncomment a line to change it. `hambench suites show FILE`
+# lists the trials the file expands to, `hambench run suite FILE --smoke` checks the whole path
+# in minutes, `hambench run suite FILE` runs it. The manual: docs/suites.md.
+
+name: @NAME@                       # letters, digits, . _ -; the run directory is <out>/<name>/<run-id>/
+# description: ""                 # what the suite measures, shown by `hambench suites list`
+# task: seg                       # seg (segmentation) | gan (image generation) | profile (module cost only)
+grid:                             # one grid, or a list of grids (their union)
+  modules: [ham-nmf, nonlocal, none]  # `hambench modules list`; with options: {name: ham-cd, options: {rank: [32, 64]}}
+  # backbones: [tiny-d8]          # seg: the segmentor's backbones (tiny-d8 trains on a CPU)
+  # data: [synthetic-context]     # seg: synthetic-context (generated) | ade20k | voc-aug | pascal-context (--data-root);
+  #                               # gan: synthetic-shapes (the default) | image-folder
+  # seeds: 1                      # a count (3: seeds 0, 1, 2) or a list of distinct seeds, [0, 3]
+  # options: {}                   # options applied to every module of this grid, e.g. {rank: [32, 64]}
+  # head: context                 # seg decode head: context | single | light
+  # task_options: {}              # more fields of the task's config, e.g. {aux_head: false}
+  # pretrained: null              # a local backbone checkpoint; nothing is downloaded
+# budget:                         # what each training trial runs; these are seg's defaults (gan: iters 600, batch 16)
+#   iters: 600                    # training iterations
+#   eval_interval: 150            # evaluate and checkpoint every N iterations, and at the end (default: iters // 4)
+#   batch: 8                      # images per step
+#   crop: null                    # seg: training crop [H, W]; null: the data set's, 96x96 on synthetic-context (gan: res, 32 pixels)
+#   lr: null                      # null: the task's learning rate for the data set (0.1 on synthetic-context)
+# resources: {cpu: 1, gpu: 0}     # what each training trial holds; fractions share a GPU (gpu: 0.5)
+# profile:                        # uncomment to measure each module's cost, alone, in a trial of its own
+#   shape: [1, 512, 128, 128]     # the input, B, C, H, W
+#   sweep: []                     # H = W sizes of an n-sweep with fitted exponents, e.g. [16, 32, 64]
+#   device: cpu                   # cpu | cuda
+#   dtype: fp32                   # fp32 | fp16 | bf16
+#   mode: fwd                     # fwd | fwd+bwd
+#   max_time: 10                  # seconds of timed runs per latency measurement, at most
+#   sdpa_backend: null            # force one attention kernel: math | flash | efficient | cudnn
+#   resources: {cpu: 1, gpu: 0}   # what each profiling trial holds
+# metrics: []                     # metrics shown live while it runs, e.g. [mIoU, latency_ms]
+# pareto: []                      # the report's fronts, e.g. [{x: model_macs, y: mIoU}]
+# references: null                # published points: a CSV beside the suite, or a shipped one (references.csv)
+# max_concurrent: null            # trials at a time (null: as many as the resources allow)
+# max_failures: 2                 # retries of a trial after its node or worker died
+"""
+
+
+def suite_template(name: str) -> str:
+    """The commented template of a new suite called ``name``."""
+    return TEMPLATE.replace("@NAME@", name)
+
+
+def _name_pattern() -> str:
+    from hambench.suite import Suite  # the schema is the one home of what a name may be
+
+    return next(m.pattern for m in Suite.model_fields["name"].metadata if getattr(m, "pattern", None))
+
+
+def run_new(args: argparse.Namespace) -> int:
+    from hambench.io import atomic_write_text
+
+    name = args.name.removesuffix(".yaml").removesuffix(".yml")
+    if not re.fullmatch(_name_pattern(), name):
+        print(f"hambench: error: suite name {args.name!r}: use letters, digits, '.', '_' and '-' "
+              "(starting with a letter or digit)", file=sys.stderr)
+        return 2
+    path = args.out or Path(f"{name}.yaml")
+    if path.exists():
+        print(f"hambench: error: {path} exists; remove it or choose another --out", file=sys.stderr)
+        return 2
+    atomic_write_text(path, suite_template(name))
+    print(f"wrote {path}: edit grid.modules, then `hambench suites show {path}` and `hambench run suite {path} --smoke`")
     return 0

@@ -2,7 +2,8 @@
 
 ``prepare_data(name, root, seed)`` returns a data root that is ready to train on: it generates
 ``synthetic-context`` (once per seed, cached) and checks the layout of the real sets, failing
-before training starts with the path it looked for and the layout it expects.
+before training starts with a ``DataRootError``: one line naming the data set, the path it looked
+for and the layout it expects.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hambench.data.datasets import (
     ADE20K_LAYOUT,
     DATASETS,
     DataLayoutError,
+    DataRootError,
     DatasetSpec,
     check_layout,
     make_ade20k_fixture,
@@ -49,7 +51,7 @@ def prepare_data(name: str, root: str | Path | None = None, seed: int = 0) -> Pa
     if name == "synthetic-context":
         return check_layout("ade20k", make_synthetic_context(root, seed=seed))
     if root is None:
-        raise DataLayoutError(f"{name}: give the data root (--data-root DIR); expected the layout:\n{spec.layout}")
+        raise DataRootError(f"{name}: no data root given (--data-root DIR); expected {spec.layout}")
     return check_layout(name, root)
 
 
@@ -58,6 +60,7 @@ __all__ = [
     "DATASETS",
     "DATA_NAMES",
     "DataLayoutError",
+    "DataRootError",
     "DatasetSpec",
     "check_layout",
     "dataset_spec",

@@ -2,7 +2,8 @@
 
 Each data set is described by a ``DatasetSpec``: the mmseg dataset class that reads it, the
 folders and split files it needs, and its class count. ``check_layout`` fails with a
-``DataLayoutError`` that names the path it looked for and the layout it expects.
+``DataRootError`` whose one-line message names the data set, the path it looked for and the
+layout it expects.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ import numpy as np
 from PIL import Image
 
 
-class DataLayoutError(FileNotFoundError):
-    """A data root is missing or does not have the expected layout."""
+class DataRootError(ValueError):
+    """A data root that is missing or not laid out as its data set expects: a user's input, so the
+    message is one line (data set, path, expected layout) and the command line prints it alone."""
+
+
+DataLayoutError = DataRootError  # the same class under its former name
 
 
 @dataclass(frozen=True)
@@ -27,25 +32,27 @@ class DatasetSpec:
     dataset_type: str  # mmseg dataset class
     num_classes: int
     reduce_zero_label: bool
-    layout: str  # human-readable, printed in errors
+    layout: str  # the expected layout in one line, printed in errors
     train: dict  # data_prefix (+ ann_file) of the training split
     val: dict
     required: tuple[str, ...]  # paths (relative to the root) that must exist
     image_glob: dict[str, str] = field(default_factory=dict)  # folder -> glob with >= 1 match
     extra: dict = field(default_factory=dict)  # more keyword arguments of the dataset class
+    folder: str = ""  # the folder the data set unpacks to (the data root), e.g. ADEChallengeData2016
 
 
-ADE20K_LAYOUT = """ADEChallengeData2016/
-  images/training/*.jpg        annotations/training/*.png
-  images/validation/*.jpg      annotations/validation/*.png   (150 classes, 0 = other, reduce-zero-label)"""
-
-VOC_AUG_LAYOUT = """VOCdevkit/VOC2012/
-  JPEGImages/*.jpg  SegmentationClass/*.png  SegmentationClassAug/*.png  (SBD, converted by mmseg's voc_aug.py)
-  ImageSets/Segmentation/train.txt  ImageSets/Segmentation/aug.txt  ImageSets/Segmentation/val.txt"""
-
-PASCAL_CONTEXT_LAYOUT = """VOCdevkit/VOC2010/
-  JPEGImages/*.jpg  SegmentationClassContext/*.png  (mmseg's pascal_context.py conversion, 59 classes)
-  ImageSets/SegmentationContext/train.txt  ImageSets/SegmentationContext/val.txt"""
+ADE20K_LAYOUT = (
+    "ADEChallengeData2016/ holding images/training/*.jpg, images/validation/*.jpg,"
+    " annotations/training/*.png and annotations/validation/*.png (one .png per .jpg)"
+)
+VOC_AUG_LAYOUT = (
+    "VOCdevkit/VOC2012/ holding JPEGImages/*.jpg, SegmentationClass/*.png, SegmentationClassAug/*.png"
+    " (SBD, converted by mmseg's voc_aug.py) and ImageSets/Segmentation/{aug,val}.txt"
+)
+PASCAL_CONTEXT_LAYOUT = (
+    "VOCdevkit/VOC2010/ holding JPEGImages/*.jpg, SegmentationClassContext/*.png (mmseg's pascal_context.py"
+    " conversion) and ImageSets/SegmentationContext/{train,val}.txt"
+)
 
 DATASETS: dict[str, DatasetSpec] = {
     "ade20k": DatasetSpec(
@@ -55,6 +62,7 @@ DATASETS: dict[str, DatasetSpec] = {
         required=("images/training", "images/validation", "annotations/training", "annotations/validation"),
         image_glob={"images/training": "*.jpg", "images/validation": "*.jpg",
                     "annotations/training": "*.png", "annotations/validation": "*.png"},
+        folder="ADEChallengeData2016",
     ),
     # The paper's VOC setting: train on train + SBD aug (10,582 images), evaluate on val (1,449).
     "voc-aug": DatasetSpec(
@@ -66,6 +74,7 @@ DATASETS: dict[str, DatasetSpec] = {
         required=("JPEGImages", "SegmentationClass", "SegmentationClassAug",
                   "ImageSets/Segmentation/aug.txt", "ImageSets/Segmentation/val.txt"),
         image_glob={"JPEGImages": "*.jpg", "SegmentationClassAug": "*.png"},
+        folder="VOCdevkit/VOC2012",
     ),
     "pascal-context": DatasetSpec(
         "pascal-context", "PascalContextDataset59", 59, True, PASCAL_CONTEXT_LAYOUT,
@@ -76,30 +85,37 @@ DATASETS: dict[str, DatasetSpec] = {
         required=("JPEGImages", "SegmentationClassContext",
                   "ImageSets/SegmentationContext/train.txt", "ImageSets/SegmentationContext/val.txt"),
         image_glob={"JPEGImages": "*.jpg", "SegmentationClassContext": "*.png"},
+        folder="VOCdevkit/VOC2010",
     ),
 }
 
 
 def check_layout(name: str, root: str | Path) -> Path:
-    """Return ``root`` resolved if it has ``name``'s layout; raise ``DataLayoutError`` otherwise."""
+    """Return ``root`` resolved if it has ``name``'s layout; raise ``DataRootError`` otherwise."""
     spec = DATASETS[name]
     root = Path(root).expanduser().resolve()
-    expect = f"expected the {name} layout:\n{spec.layout}"
+    expect = f"expected {spec.layout}"
+    if root.exists() and not root.is_dir():
+        raise DataRootError(f"{name}: data root {root} is not a directory; {expect}")
     if not root.is_dir():
-        raise DataLayoutError(f"{name}: data root {root} does not exist; {expect}")
+        raise DataRootError(f"{name}: data root {root} does not exist; {expect}")
+    inside = root / spec.folder
+    if spec.folder and inside.is_dir() and any(not (root / rel).exists() for rel in spec.required):
+        # The parent of the data set's folder was given: say which folder to pass instead.
+        raise DataRootError(f"{name}: data root {root} holds {spec.folder}/: pass --data-root {inside}; {expect}")
     for rel in spec.required:
         if not (root / rel).exists():
-            raise DataLayoutError(f"{name}: {root / rel} is missing; {expect}")
+            raise DataRootError(f"{name}: {root / rel} is missing; {expect}")
     for rel, pattern in spec.image_glob.items():
         if next((root / rel).glob(pattern), None) is None:
-            raise DataLayoutError(f"{name}: no {pattern} file in {root / rel}; {expect}")
+            raise DataRootError(f"{name}: no {pattern} file in {root / rel}; {expect}")
     if name == "ade20k":  # every image needs its annotation: mmseg would fail mid-epoch otherwise
         for split in ("training", "validation"):
             images = {p.stem for p in (root / "images" / split).glob("*.jpg")}
             labels = {p.stem for p in (root / "annotations" / split).glob("*.png")}
             if images - labels:
                 missing = sorted(images - labels)[0]
-                raise DataLayoutError(
+                raise DataRootError(
                     f"{name}: {root / 'annotations' / split / (missing + '.png')} is missing "
                     f"({len(images - labels)} image(s) without annotation); {expect}"
                 )

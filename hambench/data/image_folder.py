@@ -9,25 +9,24 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from hambench.data.datasets import DataLayoutError
+from hambench.data.datasets import DataRootError
 
-IMAGE_FOLDER_LAYOUT = """root/
-  <class 1>/*.jpg|*.png|...
-  <class 2>/*.jpg|*.png|...      (one folder per class, as ImageNet's train/)"""
+IMAGE_FOLDER_LAYOUT = "one folder per class holding its images, <root>/<class>/*.jpg|*.png|... (as ImageNet's train/)"
 
 
 def image_folder(root: str | Path, res: int) -> ImageFolder:
     """Class folders under ``root``; items are (uint8 tensor (3, res, res), class index).
 
     Each image is resized so that its short side is ``res``, then centre-cropped (as BigGAN)."""
-    root = Path(root)
+    root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise DataLayoutError(f"image folder {root} does not exist; expected the layout:\n{IMAGE_FOLDER_LAYOUT}")
+        raise DataRootError(f"image-folder: data root {root} does not exist; expected {IMAGE_FOLDER_LAYOUT}")
     transform = transforms.Compose([transforms.Resize(res), transforms.CenterCrop(res), transforms.PILToTensor()])
     try:
         return ImageFolder(root, transform=transform)
     except FileNotFoundError as exc:  # no class folder, or no image in any of them
-        raise DataLayoutError(f"image folder {root}: {exc}; expected the layout:\n{IMAGE_FOLDER_LAYOUT}") from exc
+        reason = " ".join(str(exc).split())  # torchvision's message may span lines
+        raise DataRootError(f"image-folder: data root {root}: {reason}; expected {IMAGE_FOLDER_LAYOUT}") from None
 
 
 def make_image_folder_fixture(root: Path, classes: int = 3, per_class: int = 4, size: int = 48, seed: int = 0) -> Path:

@@ -18,8 +18,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from hambench.models.blocks import BN, cross_entropy, fcn_aux_head, resnet_v1c_d8
+from hambench.profiling import count_params  # noqa: F401  (the one count; imported here as the doctest shows)
+
 NUM_CLASSES = 150  # ADE20K
-BN = dict(type="BN", requires_grad=True)  # SyncBN in the published configs: same parameters
 GN32 = dict(type="GN", num_groups=32, requires_grad=True)  # Hamburger configs' head norm
 # hambench's ham-nmf-v1 as mmseg's Hamburger: GN(32) after the upper bread, gradient through
 # every NMF step (mmseg's NMF2D has no no_grad). Neither changes the parameter count or MACs.
@@ -48,26 +50,9 @@ class Preset:
 # ----------------------------------------------------------------------------- building blocks
 
 
-def resnet_v1c_d8(depth: int = 101) -> dict[str, Any]:
-    """ResNetV1c (deep stem) with dilated stages 3-4: output stride 8, as in mmseg's ``*-d8``."""
-    return dict(
-        type="ResNetV1c", depth=depth, num_stages=4, out_indices=(0, 1, 2, 3),
-        dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=BN, norm_eval=False,
-        style="pytorch", contract_dilation=True,
-    )
-
-
-def fcn_aux_head(norm_cfg: dict = BN, loss_weight: float = 0.4) -> dict[str, Any]:
-    """mmseg's auxiliary FCN head on stage 3 (1024 channels): one 3x3 conv to 256, classifier."""
-    return dict(
-        type="FCNHead", in_channels=1024, in_index=2, channels=256, num_convs=1, concat_input=False,
-        dropout_ratio=0.1, num_classes=NUM_CLASSES, norm_cfg=norm_cfg, align_corners=False,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=loss_weight),
-    )
-
-
-def _ce(weight: float = 1.0) -> dict[str, Any]:
-    return dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=weight)
+def _fcn_aux(norm_cfg: dict = BN) -> dict[str, Any]:
+    """The FCN auxiliary head of the published ResNet-101 models: stage 3 (1024 channels) -> 256."""
+    return fcn_aux_head(in_channels=1024, in_index=2, channels=256, num_classes=NUM_CLASSES, norm_cfg=norm_cfg)
 
 
 def _encoder_decoder(backbone: dict, decode_head: dict, auxiliary_head: dict | None = None) -> dict[str, Any]:
@@ -86,18 +71,18 @@ def hamnet_r101() -> dict[str, Any]:
     Hamburger (1x1 -> NMF -> 1x1+GN, residual), 3x3 align, classifier; GN heads, FCN aux head."""
     head = dict(
         type="ContextHead", context="ham-nmf-v1", context_cfg=HAM_V1_AS_MMSEG, in_channels=2048, in_index=3, channels=512,
-        dropout_ratio=0.1, num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=_ce(),
+        dropout_ratio=0.1, num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=cross_entropy(),
     )
-    return _encoder_decoder(resnet_v1c_d8(101), head, fcn_aux_head(norm_cfg=GN32))
+    return _encoder_decoder(resnet_v1c_d8(101), head, _fcn_aux(norm_cfg=GN32))
 
 
 def danet_r101() -> dict[str, Any]:
     """mmseg ``danet_r101-d8``: DAHead (position + channel attention, PAM width 64) + FCN aux."""
     head = dict(
         type="DAHead", in_channels=2048, in_index=3, channels=512, pam_channels=64, dropout_ratio=0.1,
-        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=_ce(),
+        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=cross_entropy(),
     )
-    return _encoder_decoder(resnet_v1c_d8(101), head, fcn_aux_head())
+    return _encoder_decoder(resnet_v1c_d8(101), head, _fcn_aux())
 
 
 def dnl_r101() -> dict[str, Any]:
@@ -105,18 +90,18 @@ def dnl_r101() -> dict[str, Any]:
     head = dict(
         type="DNLHead", in_channels=2048, in_index=3, channels=512, dropout_ratio=0.1, reduction=2,
         use_scale=True, mode="embedded_gaussian", num_classes=NUM_CLASSES, norm_cfg=BN,
-        align_corners=False, loss_decode=_ce(),
+        align_corners=False, loss_decode=cross_entropy(),
     )
-    return _encoder_decoder(resnet_v1c_d8(101), head, fcn_aux_head())
+    return _encoder_decoder(resnet_v1c_d8(101), head, _fcn_aux())
 
 
 def ocrnet_r101() -> dict[str, Any]:
     """mmseg ``ocrnet_r101-d8``: a cascade of an FCN head (soft object regions, stage 3) and the
     OCR head (object-contextual representations, width 256) on stage 4."""
-    soft_regions = fcn_aux_head()
+    soft_regions = _fcn_aux()
     ocr = dict(
         type="OCRHead", in_channels=2048, in_index=3, channels=512, ocr_channels=256, dropout_ratio=0.1,
-        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=_ce(),
+        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=cross_entropy(),
     )
     return dict(type="CascadeEncoderDecoder", num_stages=2, backbone=resnet_v1c_d8(101),
                 decode_head=[soft_regions, ocr], train_cfg=dict(), test_cfg=dict(mode="whole"))
@@ -140,7 +125,7 @@ def lightham_van(arch: str, *, reference_head: bool = False) -> dict[str, Any]:
     ham_channels = LIGHT_HAM[arch]
     common = dict(
         in_channels=in_channels, in_index=[1, 2, 3], channels=512, dropout_ratio=0.1,
-        num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=_ce(),
+        num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=cross_entropy(),
     )
     if reference_head:
         head = dict(type="LightHamHead", ham_channels=ham_channels, **common)
@@ -196,6 +181,9 @@ def preset_cfg(name: str) -> dict[str, Any]:
 
 def build_from_cfg(cfg: dict[str, Any]) -> nn.Module:
     """Build an mmseg model config in eval mode (random weights: nothing is downloaded)."""
+    from hambench.models.segmentor import import_mmseg
+
+    import_mmseg()  # first: mmseg without its import noise
     import hambench.heads  # noqa: F401  (registers ContextHead / LightContextHead)
     import hambench.models.van  # noqa: F401  (registers VAN)
     from mmseg.registry import MODELS
@@ -209,11 +197,6 @@ def build_from_cfg(cfg: dict[str, Any]) -> nn.Module:
 def build_preset(name: str) -> nn.Module:
     """Build the preset's mmseg segmentor in eval mode."""
     return build_from_cfg(preset_cfg(name))
-
-
-def count_params(model: nn.Module) -> int:
-    """All parameters, trainable or not, auxiliary heads included (the published convention)."""
-    return sum(p.numel() for p in model.parameters())
 
 
 class InferencePath(nn.Module):

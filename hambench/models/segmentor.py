@@ -20,14 +20,21 @@ Pretrained weights come only from a local file (``pretrained=PATH``); nothing is
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from hambench.models.blocks import cross_entropy, fcn_aux_head, resnet_v1c_d8
 from hambench.models.presets import LIGHT_HAM
 
+HEADS = ("context", "single", "light")  # see the module docstring
 # ImageNet statistics in 0-255 BGR->RGB order, as every mmseg config uses.
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
@@ -43,17 +50,8 @@ class Backbone:
     light: bool = False  # multi-level Light-Ham head by default
 
 
-def _resnet_d8(depth: int, *, base: int = 64, stem: int = 64, num_stages: int = 4) -> dict[str, Any]:
-    """ResNetV1c (deep stem) with output stride 8: stages 3-4 dilated by 2 and 4 (DeepLab/PSP)."""
-    return dict(
-        type="ResNetV1c", depth=depth, base_channels=base, stem_channels=stem, num_stages=num_stages,
-        strides=(1, 2, 1, 1)[:num_stages], dilations=(1, 1, 2, 4)[:num_stages],
-        out_indices=tuple(range(num_stages)), contract_dilation=True, norm_eval=False, style="pytorch",
-    )
-
-
 def _resnet(depth: int, head_channels: int, **kw: Any) -> Backbone:
-    cfg = _resnet_d8(depth, **kw)
+    cfg = resnet_v1c_d8(depth, **kw)  # its norm_cfg is the run's, set by segmentor_cfg
     expansion = 1 if depth < 50 else 4
     base = kw.get("base", 64)
     widths = [base * 2**i * expansion for i in range(cfg["num_stages"])]
@@ -138,8 +136,8 @@ def segmentor_cfg(
     norm: str = "BN",
 ) -> dict:
     """An mmseg ``EncoderDecoder`` config dict: ``backbone`` preset + head with ``context``."""
-    if head not in ("context", "single", "light"):
-        raise ValueError(f"head must be 'context', 'single' or 'light', got {head!r}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
     bb = get_backbone(backbone)
     norm_cfg = _norm_cfg(norm)
     backbone_cfg = {**bb.cfg}
@@ -151,7 +149,7 @@ def segmentor_cfg(
     light = head == "light" or (head == "context" and bb.light)
     common = dict(
         channels=bb.head_channels, num_classes=num_classes, dropout_ratio=0.1, norm_cfg=norm_cfg,
-        align_corners=False, loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+        align_corners=False, loss_decode=cross_entropy(1.0),
     )
     if context.startswith("mmseg:"):  # one of mmseg's own heads, on the last level
         decode = dict(type=context.removeprefix("mmseg:"), in_channels=bb.out_channels[-1], in_index=-1,
@@ -175,18 +173,37 @@ def segmentor_cfg(
         test_cfg=dict(mode="whole"),
     )
     if aux_head:  # the FCN auxiliary head of the paper's ResNet runs, loss weight 0.4
-        cfg["auxiliary_head"] = dict(
-            type="FCNHead", in_channels=bb.out_channels[bb.aux_index], in_index=bb.aux_index,
-            channels=max(64, bb.head_channels // 2), num_convs=1, concat_input=False, dropout_ratio=0.1,
-            num_classes=num_classes, norm_cfg=norm_cfg, align_corners=False,
-            loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=0.4),
+        cfg["auxiliary_head"] = fcn_aux_head(
+            in_channels=bb.out_channels[bb.aux_index], in_index=bb.aux_index,
+            channels=max(64, bb.head_channels // 2), num_classes=num_classes, norm_cfg=norm_cfg, loss_weight=0.4,
         )
     return cfg
 
 
+# What mmseg and mmcv print when first imported that says nothing to a hambench user: mmseg's
+# data sets announce with print(), twice, that the optional OneDL package is absent; mmcv-lite
+# warns that it lacks a CUDA op (multi-scale deformable attention) that hambench never runs.
+IMPORT_NOISE_LINES = ("Could not import OneDL",)
+IMPORT_NOISE_WARNING = "Fail to import ``MultiScaleDeformableAttention``"
+
+
+def import_mmseg() -> None:
+    """Import mmseg's models and data sets without their import-time noise. Only that noise is
+    dropped, only during this import: any other line they print still reaches stdout, and later
+    warnings and logs are untouched. Call it before anything imports ``mmseg.datasets``."""
+    printed = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+        warnings.filterwarnings("ignore", message=IMPORT_NOISE_WARNING)
+        importlib.import_module("mmseg.models")
+        importlib.import_module("mmseg.datasets")
+    for line in printed.getvalue().splitlines(keepends=True):
+        if line.strip() not in IMPORT_NOISE_LINES:
+            sys.stdout.write(line)
+
+
 def register_all() -> None:
     """Register mmseg's models and hambench's heads and VAN (idempotent)."""
-    import mmseg.models  # noqa: F401
+    import_mmseg()
     from mmseg.utils import register_all_modules
 
     import hambench.heads  # noqa: F401

@@ -1,5 +1,210 @@
-"""Training tasks: segmentation (``seg``, with Ray Train data-parallel in ``ddp``) and GAN (``gan``).
+"""Tasks: what a suite's trials do. One file per task, one small registry (this module).
 
-Each task is a config dataclass and one function, ``train_<task>(cfg, callback=None) -> dict``;
-the CLI and the suite's trials call the same function.
+A task file ends with ``register_task(Task(...))``, declaring everything the framework needs:
+its name and place in tables, the accuracy metrics it writes to ``results.parquet`` (headline
+first) with which way is better, the suite section it reads (``budget:`` or ``profile:``) and
+the budget fields it applies, and its code: the config dataclass, ``config_for`` (a trial and its
+budget -> that config), ``train`` (the function ``hambench train`` calls too), ``model`` (the
+trained architecture, rebuilt for the whole-model cost), ``prepare_data``; or, for a task that is
+no training loop (``profile``), ``run``: the whole trial. The suite schema, the trainable, the
+results tables, the progress line, the summary and the report read these declarations; none of
+them names a task.
+
+The built-in tasks are the modules of this package that register one (``profile``, ``seg``,
+``gan``); they are imported the first time the registry is read, not when ``hambench.suite`` is.
+A task outside hambench registers from a ``--plugin`` file the same way. Tests register into
+``scoped_tasks()``, which removes what they added.
 """
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hambench.suite import Trial
+    from hambench.tuning.trainable import TrialContext
+
+Sense = Literal["max", "min"]
+PROFILE = "profile"  # the task of a suite's profiling trials (one per module and options, any suite)
+
+
+class TaskError(ValueError):
+    """An unknown task, or a declaration that cannot be registered."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An accuracy metric a task reports. ``column``: written to ``results.parquet`` (False: in
+    the history only, e.g. seg's mAcc; its direction still holds wherever it is read). ``front``:
+    the report draws it against each whole-model cost when a suite names no ``pareto:`` axes."""
+
+    name: str
+    sense: Sense  # "max": higher is better; "min": lower is better
+    column: bool = True
+    front: bool = False
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What a task's ``prepare_data`` gets, on the driver, once per data set of the suite."""
+
+    smoke: bool  # a smoke run: generate a tiny fixture in the data set's layout instead
+    data_root: str | None  # the user's root of the real data set, if given
+    fixture_dir: Path  # where a smoke fixture goes (inside the run directory)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task's declaration. A training task gives ``config``, ``config_for``, ``train`` and
+    ``model``; any other task gives ``run`` (it then reports through the context itself)."""
+
+    name: str
+    order: int  # its place in tables and in the results (profiling trials first)
+    metrics: tuple[Metric, ...] = ()  # headline first
+    section: Literal["budget", "profile"] = "budget"  # the suite section its trials are configured by
+    budget_fields: tuple[str, ...] = ()  # the Budget fields config_for applies; a suite setting another fails
+    alone_on_device: bool = False  # holds its node's device alone (latency is measured)
+    # What a suite that omits them gets: its `budget:` fields (eval_interval, when not given, is a
+    # quarter of iters: hambench.suite) and each grid's `backbones:` / `data:` axes.
+    default_budget: Mapping[str, Any] = field(default_factory=dict)
+    grid_defaults: Mapping[str, list[str]] = field(default_factory=dict)
+    # The valid values of the grid's axes this task reads ({"backbones": [...], "data": [...]}),
+    # checked before anything runs; an entry "PREFIX:<...>" admits any value starting with PREFIX:.
+    grid_choices: Callable[[], Mapping[str, list[str]]] | None = None
+    # A training task:
+    config: type | None = None  # the config dataclass; task_options are its fields
+    config_for: Callable[[Trial, TrialContext], Any] | None = None  # the trial's config (its budget mapped)
+    train: Callable[..., dict[str, Any]] | None = None  # train(cfg, callback) -> final metrics
+    model: Callable[[Any, Any], tuple[Any, Any, int | None, str | None]] | None = None  # (cfg, device) -> model, x, params, shape
+    # A task that is not a training loop:
+    run: Callable[[Trial, TrialContext], dict[str, Any]] | None = None
+    # Both:
+    prepare_data: Callable[[str, DataRequest], Path | None] | None = None  # a ready root (None: none needed)
+    module_width: Callable[[Trial], int | None] | None = None  # the context module's width (None: not one number)
+
+    def __post_init__(self) -> None:
+        training = (self.config, self.config_for, self.train, self.model)
+        if self.run is None and not all(f is not None for f in training):
+            raise TaskError(f"task {self.name!r}: give `run`, or all of config, config_for, train and model")
+        if self.run is not None and any(f is not None for f in training):
+            raise TaskError(f"task {self.name!r}: `run` replaces config, config_for, train and model; give one or the other")
+
+    @property
+    def trains(self) -> bool:
+        """A training task: its rows carry the trained model's own cost (``model_*``)."""
+        return self.run is None
+
+    @property
+    def columns(self) -> list[str]:
+        """The accuracy columns its rows of ``results.parquet`` have, headline first."""
+        return [m.name for m in self.metrics if m.column]
+
+
+def build_config(cls: type, values: dict[str, Any]) -> Any:
+    """A task's config dataclass from a trial's values; a value of None keeps the config's
+    default (a budget's unset lr: the task's own)."""
+    return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+_TASKS: dict[str, Task] = {}
+_builtins_loaded = False
+
+
+def register_task(task: Task) -> Task:
+    """Add a task (its file calls this when imported). A name another file took fails; the
+    same file registering again (a plugin loaded twice) replaces its own declaration."""
+    old = _TASKS.get(task.name)
+    if old is not None and _origin(old) != _origin(task):
+        raise TaskError(f"task {task.name!r} is already registered (by {_origin(old)})")
+    _TASKS[task.name] = task
+    return task
+
+
+def _origin(task: Task) -> str:
+    """The module whose code the task runs."""
+    return getattr(task.run or task.train, "__module__", "?")
+
+
+def _load_builtins() -> None:
+    """Import this package's modules once: each task file registers its task."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True  # first: a task module reading the registry while it loads must not recurse
+    try:
+        for info in pkgutil.iter_modules(__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
+    except BaseException:
+        _builtins_loaded = False  # the next read tries again and raises the same error
+        raise
+
+
+def tasks() -> list[Task]:
+    """Every registered task, in table order."""
+    _load_builtins()
+    return sorted(_TASKS.values(), key=lambda t: (t.order, t.name))
+
+
+def task_names() -> list[str]:
+    return [t.name for t in tasks()]
+
+
+def get_task(name: str) -> Task:
+    _load_builtins()
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(task_names())}") from None
+
+
+def task_order(name: str) -> int:
+    """A task's place in tables; an unknown one (a table from elsewhere) goes last."""
+    _load_builtins()
+    task = _TASKS.get(name)
+    return task.order if task is not None else len(_TASKS) + 1_000
+
+
+def task_metrics(name: str) -> list[str]:
+    """The accuracy columns of ``name`` (none for an unknown task)."""
+    _load_builtins()
+    task = _TASKS.get(name)
+    return task.columns if task is not None else []
+
+
+def accuracy_columns() -> list[str]:
+    """Every task's accuracy columns, in table order, each once."""
+    return list(dict.fromkeys(c for t in tasks() for c in t.columns))
+
+
+def default_fronts() -> list[str]:
+    """The metrics the report draws when a suite names no ``pareto:`` axes (``Metric.front``)."""
+    return list(dict.fromkeys(m.name for t in tasks() for m in t.metrics if m.front))
+
+
+def metric_sense(metric: str) -> Sense:
+    """``"max"`` when a higher ``metric`` is better (as a task declares it), else ``"min"``: every
+    cost (latency, MACs, params, memory) and every metric no task declares is better lower."""
+    for task in tasks():
+        for m in task.metrics:
+            if m.name == metric:
+                return m.sense
+    return "min"
+
+
+@contextmanager
+def scoped_tasks() -> Iterator[None]:
+    """Registrations made inside the block are removed when it ends (tests' toy tasks)."""
+    _load_builtins()
+    saved = dict(_TASKS)
+    try:
+        yield
+    finally:
+        _TASKS.clear()
+        _TASKS.update(saved)

@@ -4,7 +4,7 @@
 step and a generator step with the hinge loss, Adam with TTUR (G 1e-4, D 4e-4, betas (0, 0.9)),
 an optional EMA of the generator; every ``eval_interval`` iterations an evaluation (FID or its
 surrogate, and ``symmetry_error`` on ``synthetic-shapes``), a checkpoint, and ``callback(metrics,
-checkpoint_path)``. ``cfg.resume`` continues from ``work_dir/checkpoint.pt``.
+checkpoint_path, artifacts)`` (artifacts: the sample grid ``samples.png``). ``cfg.resume`` continues from ``work_dir/checkpoint.pt``.
 
 FID is torchmetrics' ``FrechetInceptionDistance``. With ``fid_weights`` (torch-fidelity's Inception-v3
 state dict, loaded from that file only, never downloaded) it is the real FID, reported as ``fid``,
@@ -30,7 +30,8 @@ from torchvision.utils import make_grid, save_image
 
 from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
 from hambench.io import atomic_write, atomic_write_json
-from hambench.registry import load_plugin
+from hambench.device import resolve_device
+from hambench.registry import load_plugins
 from hambench.tasks.gan_models import Discriminator, Generator, check_resolutions, default_context_res
 
 DATA_NAMES = ("synthetic-shapes", "image-folder")
@@ -48,15 +49,15 @@ class GanConfig:
     context: str = "none"  # any registered context module
     context_opts: dict = field(default_factory=dict)
     context_res: int | None = None  # feature resolution of the context module; None: 32 for 128 images, res/2 below
-    data: str = "synthetic-shapes"  # or "image-folder" (with data_root)
+    data: str = "synthetic-shapes"  # synthetic-shapes, or image-folder (with data_root)
     data_root: str | None = None
     res: int = 32  # 32 | 64 | 128
     iters: int = 200
     batch: int = 16
     ch: int = 16  # base width (BigGAN uses 64)
     z_dim: int = 128
-    lr_g: float = 1e-4  # TTUR: the discriminator learns 4x faster
-    lr_d: float = 4e-4
+    lr_g: float = 1e-4  # generator learning rate (TTUR: lr_d is 4x larger)
+    lr_d: float = 4e-4  # discriminator learning rate
     betas: tuple[float, float] = (0.0, 0.9)
     ema: bool = False  # evaluate an exponential moving average of G's weights
     ema_decay: float = 0.999  # 0.999^200 = 0.82: for a few hundred iterations take ~0.95
@@ -73,13 +74,7 @@ class GanConfig:
     plugins: list[str] = field(default_factory=list)  # plugin files (re-loaded in Ray workers)
 
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
 
 # ----------------------------------------------------------------------------- data
@@ -93,7 +88,7 @@ def build_dataset(cfg: GanConfig) -> tuple[Dataset, int]:
         from hambench.data.image_folder import image_folder
 
         if cfg.data_root is None:
-            raise ValueError("data 'image-folder' needs a data root (--data-root DIR) with one folder per class")
+            raise ValueError("data 'image-folder' needs a data root (data_root: a folder of images, one folder per class)")
         ds = image_folder(cfg.data_root, cfg.res)
         return ds, len(ds.classes)
     raise ValueError(f"unknown GAN data set {cfg.data!r}; choose one of {', '.join(DATA_NAMES)}")
@@ -173,18 +168,18 @@ def check_inception_weights(path: str | Path) -> Path:
         "of torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3 (fc.weight of shape (1008, 2048))"
     )
     if not path.is_file():
-        raise FileNotFoundError(f"--fid-weights {path}: no such file; {expected}")
+        raise FileNotFoundError(f"FID weights {path}: no such file; {expected}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"--fid-weights {path}: cannot be read as a PyTorch state dict ({exc}); {expected}") from exc
+        raise ValueError(f"FID weights {path}: cannot be read as a PyTorch state dict ({exc}); {expected}") from exc
     fc = state.get("fc.weight") if isinstance(state, dict) else None
     if fc is None or tuple(fc.shape) != (1008, 2048) or "Conv2d_1a_3x3.conv.weight" not in state:
-        raise ValueError(f"--fid-weights {path}: not the Inception-v3 state dict; {expected}")
+        raise ValueError(f"FID weights {path}: not the Inception-v3 state dict; {expected}")
     try:
         import torch_fidelity  # noqa: F401  (torchmetrics builds its Inception from it)
     except ImportError as exc:
-        raise ImportError("--fid-weights needs the torch-fidelity package: pip install torch-fidelity") from exc
+        raise ImportError("FID weights need the torch-fidelity package: pip install torch-fidelity") from exc
     return path
 
 
@@ -291,8 +286,7 @@ def train_gan(cfg: GanConfig, callback: Callable[[dict, str | None], None] | Non
     """Train a SAGAN-style GAN and return the final metrics: ``fid`` or ``fid_surrogate``,
     ``symmetry_error`` (synthetic-shapes), ``inception_score`` (real weights), ``iters``, ``seconds``,
     ``images_per_s``, ``params_g``, ``params_d``, the last losses."""
-    for path in cfg.plugins:
-        load_plugin(path)
+    load_plugins(cfg.plugins)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     check_resolutions(cfg.res, cfg.context_res)
@@ -398,7 +392,7 @@ def train_gan(cfg: GanConfig, callback: Callable[[dict, str | None], None] | Non
             atomic_write_json(work_dir / "history.json", history)
             save_samples(samples, work_dir / "samples.png", nrow=evaluator.grid_columns)
             if callback is not None:
-                callback(dict(metrics), str(ckpt_path))
+                callback(dict(metrics), str(ckpt_path), [str(work_dir / "samples.png")])
             t0 = time.perf_counter()
 
     session_seconds = seconds - resumed_seconds
@@ -410,3 +404,85 @@ def train_gan(cfg: GanConfig, callback: Callable[[dict, str | None], None] | Non
     )
     atomic_write_json(work_dir / "metrics.json", final)
     return final
+
+
+# ----------------------------------------------------------------------------- the gan task
+# A suite's gan trial (hambench.tasks): its budget mapped onto a GanConfig, its image folder made
+# ready once on the driver, and the trained generator rebuilt for the whole-model cost.
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from hambench.tasks import DataRequest, Metric, Task, build_config, register_task  # noqa: E402
+
+if TYPE_CHECKING:
+    from hambench.suite import Trial
+    from hambench.tuning.trainable import TrialContext
+
+
+def suite_config(trial: Trial, ctx: TrialContext) -> GanConfig:
+    """The trial's GanConfig: its grid point, its budget and its task_options; it resumes from the
+    trial's last checkpoint, if any. The budget's ``lr`` is G's learning rate and D's keeps its
+    TTUR multiple of it (4x by default); task_options ``lr_g``/``lr_d`` set either alone."""
+    budget = trial.budget
+    assert budget is not None
+    work_dir = ctx.work_dir()  # local to the node running it
+    state = ctx.restore(into=work_dir)
+    lr_d = budget.lr * GanConfig.lr_d / GanConfig.lr_g if budget.lr is not None else None
+    return build_config(GanConfig, dict(
+        context=trial.module, context_opts=dict(trial.options), data=trial.data,
+        data_root=ctx.data_roots.get(trial.data), res=budget.res, iters=budget.iters, batch=budget.batch,
+        eval_interval=budget.eval_interval, lr_g=budget.lr, lr_d=lr_d, work_dir=str(work_dir),
+        resume=state is not None, seed=trial.seed, device=ctx.device,
+    ) | trial.task_options)
+
+
+def suite_data(name: str, request: DataRequest) -> Path | None:
+    """synthetic-shapes is rendered in memory (no root); an image folder is generated for a smoke
+    run, else it is the given root."""
+    if name == "synthetic-shapes":
+        return None
+    if request.smoke:
+        from hambench.data.image_folder import make_image_folder_fixture
+
+        return make_image_folder_fixture(request.fixture_dir)
+    if request.data_root is None:
+        raise ValueError(f"data {name!r} needs a data root: a folder with one folder of images per class")
+    return Path(request.data_root)
+
+
+def trained_model(cfg: GanConfig, device: torch.device) -> tuple[Any, torch.Tensor, None, str]:
+    """The trial's generator from one noise vector and a fixed class to one image at its output size."""
+    from hambench.profiling import WithFixedInputs
+
+    G = Generator(cfg.res, _classes(cfg), z_dim=cfg.z_dim, ch=cfg.ch, context=cfg.context,
+                  context_res=cfg.context_res or default_context_res(cfg.res), context_opts=cfg.context_opts)
+    z = torch.randn(1, cfg.z_dim, generator=torch.Generator().manual_seed(0))
+    label = torch.zeros(1, dtype=torch.long)  # the class only picks rows of the embeddings: any costs the same
+    return WithFixedInputs(G, label).to(device), z.to(device), None, f"1x3x{cfg.res}x{cfg.res}"
+
+
+def _classes(cfg: GanConfig) -> int:
+    """Classes of the trial's data set, as build_dataset has them (without reading its images)."""
+    if cfg.data == "synthetic-shapes":
+        return len(SyntheticShapes.classes)
+    from torchvision.datasets.folder import find_classes  # what ImageFolder lists: the class folders
+
+    return len(find_classes(cfg.data_root)[0])
+
+
+def grid_choices() -> dict[str, list[str]]:
+    """The data sets a gan grid may name (it has no backbone)."""
+    return {"data": list(DATA_NAMES)}
+
+
+register_task(Task(
+    name="gan", order=2,
+    # No FID weights, no fid: the headline is then fid_surrogate (hambench.stats.reported_metrics).
+    metrics=(Metric("fid", "min", front=True), Metric("fid_surrogate", "min", front=True),
+             Metric("symmetry_error", "min")),
+    budget_fields=("iters", "eval_interval", "batch", "res", "lr"),
+    # gan-synthetic's budget (where `none`'s curves flatten on synthetic-shapes); res unset: 32.
+    default_budget={"iters": 600, "batch": 16}, grid_defaults={"data": ["synthetic-shapes"]},
+    grid_choices=grid_choices,
+    config=GanConfig, config_for=suite_config, train=train_gan, model=trained_model, prepare_data=suite_data,
+))

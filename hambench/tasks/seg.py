@@ -25,7 +25,8 @@ from mmengine.hooks import Hook
 from hambench.data import dataset_spec, prepare_data
 from hambench.io import atomic_write_json
 from hambench.models.segmentor import register_all, segmentor_cfg
-from hambench.registry import load_plugin
+from hambench.device import resolve_device
+from hambench.registry import load_plugins
 
 Callback = Callable[[dict, "str | None"], None]
 
@@ -74,16 +75,12 @@ class SegConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self.data]
 
     def resolved_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
-        if self.device == "cpu" and torch.cuda.is_available():
+        """``"cpu"`` or ``"cuda"`` (hambench.device's reading of ``device``)."""
+        device = resolve_device(self.device).type
+        if device == "cpu" and torch.cuda.is_available():
             # mmengine's Runner puts the model on the visible GPU; hide it to train on CPU
             raise ValueError("device 'cpu' on a machine with CUDA: set CUDA_VISIBLE_DEVICES='' instead")
-        return self.device
+        return device
 
 
 # --------------------------------------------------------------------------- data
@@ -253,8 +250,7 @@ def run_seg(cfg: SegConfig, callback: Callback | None = None, *, distributed: bo
     from mmengine.runner import Runner
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    for path in cfg.plugins:
-        load_plugin(path)
+    load_plugins(cfg.plugins)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     register_all()
@@ -316,3 +312,87 @@ def train_seg(cfg: SegConfig, callback: Callback | None = None) -> dict:
 
         return train_seg_ddp(cfg, callback)
     return run_seg(cfg, callback)
+
+
+# ----------------------------------------------------------------------------- the seg task
+# A suite's seg trial (hambench.tasks): its budget mapped onto a SegConfig, its data set made
+# ready once on the driver, and the trained segmentor rebuilt for the whole-model cost.
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from hambench.tasks import DataRequest, Metric, Task, build_config, register_task  # noqa: E402
+
+if TYPE_CHECKING:
+    from hambench.suite import Trial
+    from hambench.tuning.trainable import TrialContext
+
+
+def suite_config(trial: Trial, ctx: TrialContext) -> SegConfig:
+    """The trial's SegConfig: its grid point, its budget (an unset crop or lr keeps the data set's
+    default) and its task_options; it resumes from the trial's last checkpoint, if any."""
+    budget = trial.budget
+    assert budget is not None
+    work_dir = ctx.work_dir()  # local to the node running it
+    state = ctx.restore(into=work_dir)
+    if state is not None and "checkpoint" in state:  # mmengine resumes from work_dir/last_checkpoint
+        (work_dir / "last_checkpoint").write_text(state["files"][state["checkpoint"]])
+    return build_config(SegConfig, dict(
+        context=trial.module, context_opts=dict(trial.options), backbone=trial.backbone, head=trial.head,
+        data=trial.data, data_root=ctx.data_roots.get(trial.data), iters=budget.iters, batch=budget.batch,
+        crop=tuple(budget.crop) if budget.crop else None, work_dir=str(work_dir), resume=state is not None,
+        seed=trial.seed, eval_interval=budget.eval_interval, lr=budget.lr, device=ctx.device, workers=1,
+        pretrained=trial.pretrained, threads=ctx.threads, plugins=list(ctx.plugins),
+    ) | trial.task_options)
+
+
+def suite_data(name: str, request: DataRequest) -> Path:
+    """A ready root of data set ``name``: a tiny generated set in its layout for a smoke run (the
+    whole path runs without the data set), else the prepared real one."""
+    if request.smoke and name != "synthetic-context":
+        from hambench.data import make_fixture
+
+        return make_fixture(name, request.fixture_dir, n_train=4, n_val=2, size=64, seed=0)
+    return prepare_data(name, None if name == "synthetic-context" else request.data_root, seed=0)
+
+
+def trained_model(cfg: SegConfig, device: torch.device) -> tuple[Any, torch.Tensor, int, None]:
+    """The trial's segmentor on its inference path (backbone, decode head, logits resized to the
+    input) and one image at the training crop; params count the auxiliary head, as published tables do."""
+    from hambench.models.presets import InferencePath
+    from hambench.models.segmentor import build_segmentor
+    from hambench.profiling import count_params
+
+    norm = "BN" if cfg.norm in (None, "SyncBN") else cfg.norm  # SyncBN needs a process group; same cost as BN
+    segmentor = build_segmentor(cfg.backbone, cfg.context, context_cfg=cfg.context_opts,
+                                num_classes=dataset_spec(cfg.data).num_classes, head=cfg.head,
+                                aux_head=cfg.aux_head, norm=norm)
+    params = count_params(segmentor)
+    x = torch.randn(1, 3, *cfg.resolved_crop(), generator=torch.Generator().manual_seed(0))
+    return InferencePath(segmentor).to(device), x.to(device), params, None
+
+
+def module_width(trial: Trial) -> int:
+    """The backbone's head width: what the context module is built at."""
+    from hambench.models.segmentor import get_backbone
+
+    return get_backbone(trial.backbone).head_channels
+
+
+def grid_choices() -> dict[str, list[str]]:
+    """The backbones and data sets a seg grid may name."""
+    from hambench.data import DATA_NAMES
+    from hambench.models.segmentor import backbone_names
+
+    return {"backbones": backbone_names(), "data": list(DATA_NAMES)}
+
+
+register_task(Task(
+    name="seg", order=1,
+    metrics=(Metric("mIoU", "max", front=True), Metric("aAcc", "max"), Metric("mAcc", "max", column=False)),
+    budget_fields=("iters", "eval_interval", "batch", "crop", "lr"),
+    # The quickstart's CPU budget; crop and lr unset: the data set's (96x96 and 0.1 on synthetic-context).
+    default_budget={"iters": 600, "batch": 8},
+    grid_defaults={"backbones": ["tiny-d8"], "data": ["synthetic-context"]}, grid_choices=grid_choices,
+    config=SegConfig, config_for=suite_config, train=train_seg, model=trained_model,
+    prepare_data=suite_data, module_width=module_width,
+))

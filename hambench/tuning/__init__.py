@@ -1,0 +1,25 @@
+"""Run a suite on Ray Tune: one Tune trial per expanded grid point.
+
+The driver (``run_suite``, ``driver.py``) expands the suite, prepares the data once, starts Ray
+(embedded, or joins ``--address``), runs a ``Tuner`` (or ``Tuner.restore`` on ``--resume``) and
+finally writes the run directory ``<out>/<suite>/<run-id>/``: ``results.parquet`` (one row per
+trial, ``tables.py``), ``summary.csv`` (n, mean, 95 % interval and rank per configuration:
+``hambench.stats.summarize``), ``profile.parquet``, ``history.parquet``, ``suite.yaml``,
+``meta.json`` and ``report.html``. ``trainable.py`` is what runs inside a trial (its task, from
+``hambench.tasks``, with a ``TrialContext``), ``progress.py`` the line the driver prints,
+``api.py`` the Python entry point (``hambench.run_suite``: the run's tables as DataFrames).
+"""
+
+from hambench.tuning.driver import RunOptions, SuiteRunError, profile_cpus, run_suite
+from hambench.tuning.progress import Progress
+from hambench.tuning.tables import collect_tables, write_summary
+from hambench.tuning.trainable import (
+    DEVICE_RESOURCE, PROFILE_CPUS, TRAIN_SHARE, TrialContext, done_ids, module_width, read_done, resolved_options,
+    run_trial, trial_resources, write_done,
+)
+
+__all__ = [
+    "DEVICE_RESOURCE", "PROFILE_CPUS", "TRAIN_SHARE", "Progress", "RunOptions", "SuiteRunError", "TrialContext", "collect_tables",
+    "done_ids", "module_width", "profile_cpus", "read_done", "resolved_options", "run_suite", "run_trial", "trial_resources",
+    "write_done", "write_summary",
+]

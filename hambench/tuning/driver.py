@@ -1,0 +1,261 @@
+"""The driver (``run_suite``): expand the suite, check the tracker, prepare its data once, start
+Ray (embedded, or join ``--address``), pick how profiling trials hold their node (trainable.py's
+docstring), run a ``Tuner`` (or ``Tuner.restore`` on ``--resume``), write the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from hambench.io import atomic_write_json, atomic_write_text
+from hambench.nodes import alive_nodes, local_versions
+from hambench.registry import load_plugins
+from hambench.suite import (
+    Suite, Trial, expand, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml,
+)
+from hambench.tasks import DataRequest, get_task
+from hambench.tracking import check_tracker, default_callbacks, tracker_callbacks, tracker_environment
+from hambench.tuning.progress import Progress
+from hambench.tuning.tables import collect_tables, write_parquet, write_summary
+from hambench.tuning.trainable import DEVICE_RESOURCE, PROFILE_CPUS, run_trial, trial_resources
+
+
+class SuiteRunError(RuntimeError):
+    """The suite cannot run as asked (no Ray cluster, nothing to resume, missing resource or data)."""
+
+
+@dataclass
+class RunOptions:
+    """``hambench run suite`` options (see ``hambench run suite --help``)."""
+
+    address: str | None = None  # None: start Ray here; "auto" or HOST:PORT: join that cluster
+    storage: str | None = None  # Tune's storage (DIR or s3://...); default: the run directory
+    out: Path = Path("runs")
+    resume: bool = False
+    run_id: str | None = None  # default: a new timestamp, or the newest run when resuming
+    smoke: bool = False
+    max_concurrent: int | None = None
+    only: list[str] | None = None
+    data_root: str | None = None
+    plugins: list[str] = field(default_factory=list)
+    num_cpus: int | None = None  # CPUs of the embedded Ray (default: all of this machine)
+    report: bool = True
+    progress: bool = True
+    tracker: str | None = None  # "mlflow" or "wandb" besides TensorBoard (hambench.tracking)
+
+
+def _run_dir(suite: Suite, opts: RunOptions) -> Path:
+    base = Path(opts.out).resolve() / suite.name
+    if opts.resume:
+        if opts.run_id:
+            run_dir = base / opts.run_id
+        else:
+            runs = sorted(p for p in base.glob("*") if (p / "meta.json").is_file()) if base.is_dir() else []
+            if not runs:
+                raise SuiteRunError(f"--resume: no earlier run of suite {suite.name!r} under {base}")
+            run_dir = runs[-1]
+        if not (run_dir / "meta.json").is_file():
+            raise SuiteRunError(f"--resume: {run_dir} is not a run directory (no meta.json)")
+        return run_dir
+    run_id = opts.run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = base / run_id
+    if (run_dir / "meta.json").exists():
+        raise SuiteRunError(f"{run_dir} exists; pass --resume to continue it or choose another --run-id")
+    return run_dir
+
+
+def _prepare_data(trials: list[Trial], opts: RunOptions, run_dir: Path) -> dict[str, str]:
+    """A ready data root per data set, made (or checked) once on the driver by the task that
+    reads it (``Task.prepare_data``); trials read it."""
+    tasks = {t.data: get_task(t.task) for t in trials if get_task(t.task).prepare_data is not None}
+    roots = {}
+    for name, task in sorted(tasks.items()):
+        request = DataRequest(smoke=opts.smoke, data_root=opts.data_root, fixture_dir=run_dir / "data" / name)
+        try:
+            root = task.prepare_data(name, request)  # type: ignore[misc]
+        except (ValueError, FileNotFoundError) as exc:  # a missing or malformed data root: the user's to fix
+            raise SuiteRunError(str(exc)) from None
+        if root is not None:
+            roots[name] = str(root)
+    return roots
+
+
+def _check_task_options(trials: list[Trial]) -> None:
+    """Unknown ``task_options`` fail before anything runs, with the valid field names."""
+    for name in {t.task for t in trials if t.task_options}:
+        cls = get_task(name).config
+        fields = {f.name for f in dataclasses.fields(cls)} if cls is not None else set()
+        for t in trials:
+            unknown = sorted(set(t.task_options) - fields) if t.task == name else []
+            if unknown:
+                owner = cls.__name__ if cls is not None else f"task {name}"
+                raise SuiteRunError(f"task_options {', '.join(unknown)}: not fields of {owner} ({', '.join(sorted(fields)) or 'none'})")
+
+
+def _init_ray(opts: RunOptions, ray_tmp: str) -> None:
+    if opts.address:
+        ray.init(address=opts.address, log_to_driver=False)
+        return
+    ray.init(
+        num_cpus=opts.num_cpus or os.cpu_count(), resources={DEVICE_RESOURCE: 1},
+        object_store_memory=200 * 1024**2, include_dashboard=False, _temp_dir=ray_tmp,
+        log_to_driver=False, configure_logging=False,
+    )
+
+
+def profile_cpus(nodes: list[dict[str, Any]], trials: list[Trial]) -> float | None:
+    """How profiling trials hold their node on this cluster (``ray.nodes()``): None when every
+    node with CPUs has a ``hambench_device`` unit; otherwise (whole-node mode) the CPUs a
+    profiling trial asks for: all of the largest node that can run it (one with a GPU when the
+    suite profiles on cuda)."""
+    cpu_nodes = [n for n in nodes if n.get("Alive", True) and n["Resources"].get("CPU", 0) > 0]
+    if not cpu_nodes:
+        raise SuiteRunError("no node of the Ray cluster has CPUs to run a trial on")
+    if all(n["Resources"].get(DEVICE_RESOURCE, 0) >= 1 for n in cpu_nodes):
+        return None
+    profiling = [t for t in trials if get_task(t.task).alone_on_device and t.profile is not None]
+    cuda = any(t.profile.device.startswith("cuda") for t in profiling)  # type: ignore[union-attr]
+    candidates = [n for n in cpu_nodes if n["Resources"].get("GPU", 0) >= 1] if cuda else cpu_nodes
+    if profiling and not candidates:
+        raise SuiteRunError("profile.device is cuda but no node of the Ray cluster has a GPU")
+    return max(n["Resources"]["CPU"] for n in candidates or cpu_nodes)
+
+
+def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
+    """Run (or resume) a suite and return its run directory."""
+    opts = opts or RunOptions()
+    check_tracker(opts.tracker)  # a missing package is said now, not after Ray started
+    load_plugins(opts.plugins)  # here for the expansion's name checks; each trial loads them again
+    source = str(resolve_suite_path(name_or_path))
+    suite = load_suite(name_or_path)
+    trials = expand(suite, smoke_run=opts.smoke, only=opts.only, source=source)
+    resolved = smoke(suite) if opts.smoke else suite
+    _check_task_options(trials)
+    run_dir = _run_dir(suite, opts)
+    data_roots = _prepare_data(trials, opts, run_dir)  # a bad data root fails before the run directory exists
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if opts.resume else {}
+    tracker = _tracker(opts, meta)
+    storage = (opts.storage or str(run_dir)).rstrip("/")
+    experiment = meta.get("experiment") or f"{storage}/tune-{suite.name}-{run_dir.name}"  # a path or a URI
+    if not opts.resume:
+        atomic_write_text(run_dir / "suite.yaml", suite_to_yaml(_keep_references(resolved, source, run_dir)))
+
+    ray_tmp = tempfile.mkdtemp(prefix="hb-ray-")  # short: Ray's socket paths must stay < 108 chars
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # snapshot experiment state often (cheap)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, Progress prints instead
+    with tracker_environment():  # the trackers' variables as they were, after the run
+        try:
+            _init_ray(opts, ray_tmp)
+            whole_node = profile_cpus(ray.nodes(), trials)
+            placement = "device unit" if whole_node is None else f"whole node ({whole_node:g} CPUs)"
+            meta.setdefault("placement", placement)  # a restored run keeps its trials' first placement
+            meta.update(
+                tracker=tracker,
+                suite=suite.name, run_id=run_dir.name, date=meta.get("date") or dt.datetime.now().isoformat(timespec="seconds"),
+                source=source, smoke=opts.smoke, only=opts.only, experiment=experiment, versions=local_versions(),
+                nodes=alive_nodes(), trials=len(trials), resumed=opts.resume, command=" ".join(sys.argv),
+            )
+            atomic_write_json(meta_path, meta)
+            done_uri = f"{experiment}/done"
+            progress = Progress(trials, resolved.metrics, done_uri, enabled=opts.progress)
+            callbacks = [progress, *default_callbacks(), *tracker_callbacks(tracker, run_dir, suite.name)]
+            tuner = _tuner(experiment, suite, trials, opts, callbacks, {
+                "plugins": [str(Path(p).resolve()) for p in opts.plugins], "done_uri": done_uri, "data_roots": data_roots,
+                PROFILE_CPUS: whole_node,
+            })
+            progress.show()
+            grid = tuner.fit()
+            unfinished = [r for r in grid if r.error is None and not (r.metrics or {}).get("done")]
+            if unfinished:  # Ctrl-C: Tune stopped and saved its state; the table waits for the rest
+                raise SuiteRunError(
+                    f"interrupted with {len(unfinished)} of {len(trials)} trial(s) unfinished; continue with "
+                    f"`hambench run suite {name_or_path} --resume --out {opts.out}`"
+                )
+            table, prof, hist = collect_tables(resolved, run_dir.name, grid)
+            meta["nodes"] = alive_nodes()
+        finally:
+            ray.shutdown()
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    write_parquet(run_dir / "results.parquet", table)
+    if not prof.empty:
+        write_parquet(run_dir / "profile.parquet", prof)
+    write_parquet(run_dir / "history.parquet", hist)
+    write_summary(run_dir, table)
+    meta.update(finished=dt.datetime.now().isoformat(timespec="seconds"), status_counts=table["status"].value_counts().to_dict())
+    atomic_write_json(meta_path, meta)
+    if opts.report:
+        _render_report(run_dir)
+    return run_dir
+
+
+def _tracker(opts: RunOptions, meta: dict[str, Any]) -> str | None:
+    """The run's tracker: a resumed run keeps the one it started with (Tune restores its callbacks)."""
+    if opts.resume and "tracker" in meta:
+        if opts.tracker is not None and opts.tracker != meta["tracker"]:
+            started = f"--tracker {meta['tracker']}" if meta["tracker"] else "no --tracker"
+            raise SuiteRunError(f"--resume: this run was started with {started}; resume it with the same")
+        return meta["tracker"]
+    return opts.tracker
+
+
+def _keep_references(suite: Suite, source: str, run_dir: Path) -> Suite:
+    """The suite's ``references:`` file copied into the run directory, and the suite pointing at the
+    copy: the report reads the published points the run was made with, wherever the suite file went."""
+    path = references_path(suite, source)  # checked by load_suite already
+    if path is None:
+        return suite
+    shutil.copyfile(path, run_dir / path.name)
+    return suite.model_copy(update={"references": path.name})
+
+
+def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions, callbacks: list[Any],
+           shared: dict[str, Any]) -> tune.Tuner:
+    """A new Tuner over the trials (``shared``: config every trial gets: its TrialContext and
+    placement), or the interrupted one."""
+    trainable = tune.with_resources(run_trial, trial_resources)
+    if opts.resume and tune.Tuner.can_restore(experiment):
+        # The interrupted experiment with its trials, config and callbacks, as it started (Ray keeps
+        # them in its tuner.pkl and takes none anew: Progress.setup resets, the MLflow callback finds
+        # each trial's earlier run, the placement stays the one the first start chose).
+        return tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+    storage_path, name = experiment.rsplit("/", 1)
+    return tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search([t.model_dump(mode="json") for t in trials]), **shared},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=opts.max_concurrent or suite.max_concurrent,
+            reuse_actors=True,  # one process runs trial after trial: no start-up and imports per trial
+            trial_dirname_creator=lambda t: t.config["trial"]["trial_id"][:120],
+        ),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=suite.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+def _render_report(run_dir: Path) -> Path | None:
+    """The Pareto report; a failure here leaves the tables in place and says so."""
+    from hambench.reports import render_report
+
+    try:
+        return render_report([run_dir], out=run_dir / "report.html")
+    except Exception as exc:
+        print(f"hambench: report.html not rendered ({type(exc).__name__}: {exc}); the tables are in {run_dir}; "
+              f"retry with `hambench report {run_dir}`", file=sys.stderr)
+        return None

@@ -1,0 +1,109 @@
+"""The run's tables from Tune's results: ``results.parquet`` (one row per trial, the columns of
+``hambench.schema``), ``profile.parquet``, ``history.parquet``, and ``summary.csv``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hambench.io import atomic_write
+from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS
+from hambench.stats import summarize
+from hambench.suite import Suite, Trial
+from hambench.tasks import PROFILE, get_task, task_order
+from hambench.tuning.trainable import options_json
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_summary(run_dir: Path, results: pd.DataFrame) -> Path:
+    """``summary.csv``: ``hambench.stats.summarize`` of the results table (n, mean, 95 % interval,
+    rank with ties, costs per configuration), written atomically; the report computes the same."""
+    summary = summarize(results)
+    return atomic_write(run_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+
+
+def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any], error: Any) -> dict[str, Any]:
+    status = metrics.get("status")
+    if error is not None or status != "ok":
+        status = "failed"
+    err = metrics.get("error") or ""
+    if error is not None:  # Tune-level failure: the trial's process or node died beyond its retries
+        err = f"{type(error).__name__}: {error}"
+    given = options_json(trial.options)
+    row = {
+        "suite": suite.name, "run_id": run_id, "trial_id": trial.trial_id, "task": trial.task,
+        "module": trial.module, "family": trial.family, "backbone": trial.backbone, "head": trial.head,
+        "data": trial.data, "seed": trial.seed,
+        # What the module was built with (a done record from before resolved options: as given).
+        "options": metrics.get("resolved_options") or given, "options_given": given,
+        "iters": metrics.get("iters", metrics.get("iter")), "status": status, "error": err,
+        "node": metrics.get("node"), "device": metrics.get("device"), "device_name": metrics.get("device_name"),
+        "seconds": metrics.get("seconds"), "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
+    }
+    task = get_task(trial.task)
+    for col in COST_COLUMNS:
+        row[col] = metrics.get(col)
+    for col in task.columns:
+        row[col] = metrics.get(col)
+    if task.trains:  # the trained model's own cost, measured in the trial
+        for col in MODEL_COST_COLUMNS:
+            row[col] = metrics.get(col)
+    return row
+
+
+def _profile_rows(trial: Trial, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = json.loads(metrics.get("profile_rows") or "[]")
+    given = options_json(trial.options)
+    for r in rows:
+        r.update(trial_id=trial.trial_id, node=metrics.get("node"), options=metrics.get("resolved_options") or given,
+                 options_given=given)
+        r["uncounted_ops"] = json.dumps(r.get("uncounted_ops") or [])
+    return rows
+
+
+def _history_rows(trial: Trial, df: pd.DataFrame | None) -> pd.DataFrame:
+    if df is None or df.empty or "iter" not in df.columns:
+        return pd.DataFrame()
+    keep = [c for c in df.columns if c == "iter" or (pd.api.types.is_numeric_dtype(df[c]) and c not in _TUNE_COLUMNS)]
+    out = df[keep].dropna(subset=["iter"]).copy()
+    out.insert(0, "trial_id", trial.trial_id)
+    # After a retry from a checkpoint the steps since that checkpoint are reported again: keep the last.
+    return out.drop_duplicates(subset=["trial_id", "iter"], keep="last")
+
+
+_TUNE_COLUMNS = {
+    "timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "time_since_restore",
+    "iterations_since_restore", "checkpoint_dir_name", "done",
+}
+
+
+def collect_tables(suite: Suite, run_id: str, results: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """results, profile and history tables from a Tune ``ResultGrid``; each trial appears once."""
+    rows, profile, history = {}, [], []
+    for result in results:
+        trial = Trial.model_validate(result.config["trial"])
+        metrics = result.metrics or {}
+        rows[trial.trial_id] = _trial_row(suite, run_id, trial, metrics, result.error)
+        profile.extend(_profile_rows(trial, metrics))  # a profiling trial's rows; none for the others
+        history.append(_history_rows(trial, result.metrics_dataframe))
+    table = pd.DataFrame(list(rows.values()))
+    prof = pd.DataFrame(profile)
+    # Training rows carry their module's cost, measured by the profiling trial of the same options
+    # as the suite gave them: the resolved ones differ (a seg head is wider than the profile shape).
+    if not table.empty and (table["task"] == PROFILE).any():
+        cost = table[table["task"] == PROFILE].set_index(["module", "options_given"])[COST_COLUMNS]
+        train = table["task"] != PROFILE
+        for i in table.index[train]:
+            key = (table.at[i, "module"], table.at[i, "options_given"])
+            if key in cost.index:
+                for col in COST_COLUMNS:
+                    table.at[i, col] = cost.at[key, col]
+    table = table.sort_values(["task", "trial_id"], key=lambda s: s.map(task_order) if s.name == "task" else s)
+    hist = pd.concat([h for h in history if not h.empty], ignore_index=True) if any(not h.empty for h in history) else pd.DataFrame(columns=["trial_id", "iter"])
+    return table.reset_index(drop=True), prof, hist

@@ -1,0 +1,83 @@
+"""A Ray cluster started the ordinary way (no custom resources): `hambench cluster check` passes
+and the quickstart runs there with `--address`, its profiling trials alone on their node.
+
+The cluster is real and on this machine (``ray.cluster_utils.Cluster``): a head with no CPUs and
+two workers with two CPUs each (separate raylets, distinct node ids), in a private RAY_TMPDIR; the
+fixture ends exactly what it started. Without ``hambench_device`` a profiling trial asks for both
+CPUs of a worker, so only an idle worker can host it; the results' ``node``, ``started_at`` and
+``ended_at`` show that none overlapped another trial on its node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_cluster_check import hambench
+
+pytestmark = pytest.mark.slow
+
+NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 100 * 1024**2}
+
+
+@pytest.fixture(scope="module")
+def vanilla_cluster():
+    from ray.cluster_utils import Cluster
+
+    Path("/tmp/ray").mkdir(exist_ok=True)  # Ray's cluster utilities expect it
+    env = {"RAY_TMPDIR": tempfile.mkdtemp(prefix="hb-vc-", dir="/tmp"), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    started = Cluster(shutdown_at_exit=True)
+    try:
+        started.add_node(**NODE, num_cpus=0, include_dashboard=False)  # a head that takes no trial
+        started.add_node(**NODE, num_cpus=2)  # no --resources: what `ray start` gives
+        started.add_node(**NODE, num_cpus=2)
+        started.wait_for_nodes()
+        yield started
+    finally:
+        started.shutdown()  # ends exactly the processes these nodes started, by their ids
+        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_cluster_check_passes_with_a_note_per_worker(vanilla_cluster) -> None:
+    result = hambench("cluster", "check", "--address", vanilla_cluster.address, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["problems"] == []
+    assert len(report["nodes"]) == 3
+    assert len(report["notes"]) == 3 and all("profiling trials will hold the whole node" in n for n in report["notes"])
+
+
+def overlaps(a: pd.Series, b: pd.Series) -> bool:
+    return a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
+
+
+def test_quickstart_smoke_runs_with_profiling_trials_alone_on_their_node(vanilla_cluster, tmp_path: Path) -> None:
+    result = hambench("run", "suite", "quickstart", "--smoke", "--address", vanilla_cluster.address,
+                      "--out", str(tmp_path / "runs"), "--run-id", "v", "--no-report")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "quickstart" / "v"
+    assert json.loads((run_dir / "meta.json").read_text())["placement"] == "whole node (2 CPUs)"
+    table = pd.read_parquet(run_dir / "results.parquet")
+    assert len(table) == 8 * 3 and (table["status"] == "ok").all(), table[["trial_id", "status", "error"]]
+    assert table["started_at"].notna().all() and (table["ended_at"] > table["started_at"]).all()
+    workers = {n.node_id[:8] for n in vanilla_cluster.worker_nodes}
+    assert {name.rsplit(":", 1)[1] for name in table["node"]} <= workers  # the head has no CPU: no trial
+    profiling = table[table["task"] == "profile"]
+    assert len(profiling) == 8
+    for _, p in profiling.iterrows():
+        beside = table[(table["node"] == p["node"]) & (table["trial_id"] != p["trial_id"])]
+        clashes = [q["trial_id"] for _, q in beside.iterrows() if overlaps(p, q)]
+        assert not clashes, f"{p['trial_id']} measured while {clashes} ran on its node"
