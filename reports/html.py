@@ -23,6 +23,7 @@ from plotly.offline import get_plotlyjs
 from hambench.io import atomic_write_text
 from hambench.reports.figures import build_figures, si, with_macs
 from hambench.reports.runs import Runs, load_runs, run_axes, run_references
+from hambench.reports.samples import samples_section
 from hambench.stats import format_mean_ci, format_rank, options_label, summarize
 
 # A short modebar (save, zoom, pan, reset) so it does not cover the titles of narrow plots.
@@ -154,10 +155,11 @@ def _ranking_table(rows: pd.DataFrame) -> str:
 
 
 def ranking_section(runs: Runs) -> str:
-    """The ranking table at the top of the report: per task and data set, each configuration's
-    headline metric (n, mean ± 95 % CI, rank with ties) and cost, from hambench.stats.summarize."""
+    """The ranking tables at the top of the report: per task, data set and accuracy metric (the
+    headline first), each configuration's n, mean ± 95 % CI, rank with ties and cost, from
+    hambench.stats.summarize. Every metric: a GAN's fid_surrogate and symmetry_error can disagree."""
     summary = summarize(runs.results)
-    rows = summary[summary["headline"].astype(bool) & (summary["metric"].fillna("") != "")] if not summary.empty else summary
+    rows = summary[summary["metric"].fillna("") != ""] if not summary.empty else summary
     out = ['<section id="ranking"><h2>Ranking</h2>']
     if rows.empty:
         out.append("<p class='muted'>No accuracy metric in these runs: nothing to rank (module costs below).</p>")
@@ -379,6 +381,7 @@ def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFr
 <p class="muted">{len(runs.meta)} run(s): {e(run_list)} · generated {e(generated)} ·
 plotly {e(plotly.__version__)}</p>
 {ranking_section(runs)}
+{samples_section(runs.results, runs.meta, summarize(runs.results))}
 {pareto_section(figures, axis_notes)}
 {module_section(figures)}
 {scaling_section(figures)}
