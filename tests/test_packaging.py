@@ -19,6 +19,10 @@ def test_wheel_maps_top_level_folders_into_the_hambench_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "hambench/modules/__init__.py" in names and "hambench/modules/ham.py" in names
     assert "hambench/reports/__init__.py" in names
+    # Every package of the source tree ships (a subpackage missing from pyproject's list works in an
+    # editable install and breaks in a wheel).
+    packages = {str(p.relative_to(REPO)) for p in (REPO / "hambench").rglob("__init__.py")}
+    assert packages <= set(names), f"not in the wheel: {sorted(packages - set(names))}"
     assert any(n.startswith("hambench/suites/") and n.endswith(".yaml") for n in names)
     top_level = {n.split("/")[0] for n in names if not n.startswith("hambench-")}
     assert top_level == {"hambench"}, f"the wheel installs more than `hambench`: {sorted(top_level)}"
