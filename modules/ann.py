@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
+from hambench.modules.layers import conv_bn_relu
 from hambench.registry import register_module
 
 
@@ -58,10 +58,10 @@ class AsymmetricPyramidNonLocal(nn.Module):
             raise ValueError(f"ann: pool_scales must be positive sizes, got {pool_scales}")
         inner = max(channels // reduction, 1)
         self.pool_scales = tuple(pool_scales)
-        self.key = Conv2dNormActivation(channels, inner, kernel_size=1)  # θ, shared by query and key
+        self.key = conv_bn_relu(channels, inner)  # θ, shared by query and key
         self.value = nn.Conv2d(channels, inner, 1)  # g
         self.out = nn.Conv2d(inner, channels, 1)  # W_out
-        self.fuse = Conv2dNormActivation(2 * channels, channels, kernel_size=1)  # [context, x] -> C
+        self.fuse = conv_bn_relu(2 * channels, channels)  # [context, x] -> C
         nn.init.zeros_(self.out.weight)  # as mmseg: the context starts at zero
         nn.init.zeros_(self.out.bias)
 

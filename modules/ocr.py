@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
+from hambench.modules.layers import conv_bn_relu
 from hambench.registry import register_module
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Module:
-    """1x1 conv (no bias) + BN + ReLU, mmcv's ConvModule as mmseg configures OCRHead."""
-    return Conv2dNormActivation(in_channels, out_channels, kernel_size=1)
 
 
 @register_module(

@@ -14,14 +14,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
+from hambench.modules.layers import conv_bn_relu
 from hambench.registry import register_module
-
-
-def conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 1, dilation: int = 1) -> nn.Module:
-    """Conv (no bias, 'same' padding) + BN + ReLU: mmcv's ConvModule as mmseg configures both heads."""
-    return Conv2dNormActivation(in_channels, out_channels, kernel_size=kernel, dilation=dilation)
 
 
 def _positive(name: str, option: str, values: Sequence[int]) -> tuple[int, ...]:
