@@ -9,6 +9,7 @@ by id), whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -120,13 +121,16 @@ def test_no_cluster_at_the_address_is_a_clear_error(capsys) -> None:
 
 # --- a real cluster: a head and two workers on 127.0.0.1 -----------------------------------------
 
-NODE = {"node_ip_address": "127.0.0.1", "resources": {DEVICE_RESOURCE: 1}, "object_store_memory": 100 * 1024**2}
+NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 100 * 1024**2}
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextlib.contextmanager
+def local_cluster(worker_cpus: list[int], resources: dict[str, float] | None = None):
+    """A real Ray cluster on this machine: a head that takes no trial and one raylet per entry of
+    ``worker_cpus``, each node with ``resources``, in a private RAY_TMPDIR; ends exactly what it started."""
     from ray.cluster_utils import Cluster
 
+    Path("/tmp/ray").mkdir(exist_ok=True)  # Ray's cluster utilities expect it
     env = {
         # Short (Ray's socket paths must stay < 108 characters) and private to this test: `auto`
         # elsewhere on this machine never finds this cluster.
@@ -139,10 +143,11 @@ def cluster():
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     started = Cluster(shutdown_at_exit=True)
+    node = {**NODE, **({"resources": resources} if resources else {})}  # every node alike, the head too
     try:
-        started.add_node(**NODE, num_cpus=0, include_dashboard=False)  # the head takes no trial
-        started.add_node(**NODE, num_cpus=1)
-        started.add_node(**NODE, num_cpus=1)
+        started.add_node(**node, num_cpus=0, include_dashboard=False)  # the head takes no trial
+        for cpus in worker_cpus:
+            started.add_node(**node, num_cpus=cpus)
         started.wait_for_nodes()
         yield started
     finally:
@@ -153,6 +158,12 @@ def cluster():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster([1, 1], resources={DEVICE_RESOURCE: 1}) as started:
+        yield started
 
 
 def hambench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -202,7 +213,7 @@ def test_a_node_started_without_custom_resources_passes_with_a_note(cluster) -> 
 
 @pytest.mark.slow
 def test_check_fails_naming_each_node_and_reason(cluster) -> None:
-    fake_gpu = cluster.add_node(**NODE, num_cpus=1, num_gpus=1)  # advertises a GPU this machine lacks
+    fake_gpu = cluster.add_node(**NODE, num_cpus=1, num_gpus=1, resources={DEVICE_RESOURCE: 1})  # advertises a GPU this machine lacks
     try:
         cluster.wait_for_nodes()
         result = hambench("cluster", "check", "--address", cluster.address,

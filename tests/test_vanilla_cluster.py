@@ -11,44 +11,19 @@ CPUs of a worker, so only an idle worker can host it; the results' ``node``, ``s
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from test_cluster_check import hambench
+from test_cluster_check import hambench, local_cluster
 
 pytestmark = pytest.mark.slow
 
-NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 100 * 1024**2}
-
-
 @pytest.fixture(scope="module")
 def vanilla_cluster():
-    from ray.cluster_utils import Cluster
-
-    Path("/tmp/ray").mkdir(exist_ok=True)  # Ray's cluster utilities expect it
-    env = {"RAY_TMPDIR": tempfile.mkdtemp(prefix="hb-vc-", dir="/tmp"), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    started = Cluster(shutdown_at_exit=True)
-    try:
-        started.add_node(**NODE, num_cpus=0, include_dashboard=False)  # a head that takes no trial
-        started.add_node(**NODE, num_cpus=2)  # no --resources: what `ray start` gives
-        started.add_node(**NODE, num_cpus=2)
-        started.wait_for_nodes()
+    with local_cluster([2, 2]) as started:  # no resources: what `ray start` gives
         yield started
-    finally:
-        started.shutdown()  # ends exactly the processes these nodes started, by their ids
-        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_cluster_check_passes_with_a_note_per_worker(vanilla_cluster) -> None:
