@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from hambench.axes import REFERENCE_COLUMNS, check_axes
-from hambench.registry import RegistryError, get_spec, module_names
+from hambench.registry import RegistryError, get_spec
 from hambench.tasks import PROFILE, TaskError, get_task, task_names
 
 
@@ -383,8 +383,8 @@ def grid_errors(grids: dict[int, Grid], task: str) -> list[str]:
             where = f"grid[{g}].modules[{m}]"
             try:
                 get_spec(entry.name)
-            except RegistryError:
-                errors.append(f"{where}: unknown module {entry.name!r}; valid modules: {', '.join(module_names())}")
+            except RegistryError as exc:  # the registry's one wording, with the valid modules
+                errors.append(f"{where}: {exc}")
                 continue
             for key in sorted({k for p in entry.points() for k in p}):
                 _append_option_error(errors, f"{where}.options.{key}", entry.name, key)

@@ -260,7 +260,7 @@ def test_every_bad_grid_value_is_reported_at_once_module_first(tmp_path: Path) -
         load_suite(path)
     first, *rest = str(info.value).splitlines()
     assert first == f"{path}: invalid suite (5 errors)"
-    assert rest[0].strip().startswith("grid[0].modules[0]: unknown module 'ham-nmff'; valid modules: ") and "ham-cd" in rest[0]
+    assert rest[0].strip().startswith("grid[0].modules[0]: unknown context module 'ham-nmff'; valid modules: ") and "ham-cd" in rest[0]
     assert rest[1].strip().startswith("grid[0].modules[1].options.rnk: module 'ham-nmf' has no option(s) rnk")
     assert rest[2].strip().startswith("grid[0].backbones[1]: unknown backbone 'resnet9'; valid: ") and "tiny-d8" in rest[2]
     assert rest[3].strip() == "grid[0].data[0]: unknown data set 'ade'; valid: synthetic-context, ade20k, voc-aug, pascal-context"

@@ -38,7 +38,7 @@ def test_run_suite_user_errors(tmp_path: Path, capsys, monkeypatch, bad_plugin: 
     out = ["--out", str(tmp_path / "runs")]
     path = suite(tmp_path, "name: s\ngrid: {modules: [ham-nmff]}\n")
     msg = one_line_error(capsys, ["run", "suite", path, *out])
-    assert msg.startswith(f"{path}: invalid suite: grid[0].modules[0]: unknown module 'ham-nmff'; valid modules: ")
+    assert msg.startswith(f"{path}: invalid suite: grid[0].modules[0]: unknown context module 'ham-nmff'; valid modules: ")
     ade = suite(tmp_path, "name: s\ngrid: {modules: [none], data: [ade20k]}\n")
     msg = one_line_error(capsys, ["run", "suite", ade, *out])
     assert msg.startswith("ade20k: no data root given (--data-root DIR); expected ")
