@@ -6,6 +6,10 @@ seed-to-seed spread: the task's bar is std <= 2.0), the 95% interval and the gap
     python benchmarks/synthetic_context_gap.py                      # the quickstart's eight, seeds 0-4
     python benchmarks/synthetic_context_gap.py --modules ham-nmf none --seeds 0 1 2
     python benchmarks/synthetic_context_gap.py --modules ham-nmf:rank=4 none --iters 1000 --lr 0.1
+    python benchmarks/synthetic_context_gap.py --modules ham-nmf danet --seeds 105 106 --split val   # design runs
+
+Figures are scored on the test split (``--split standard``); a design experiment (a change to the
+task or the schedule, judged on design seeds, never 0-4) is scored on validation (``--split val``).
 
 A module given as ``name:key=value,...`` runs with those module options (``--context-opt``).
 
@@ -38,7 +42,7 @@ def run_one(module: str, seed: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "hambench", "train", "seg", "--context", name, *opt_args, "--backbone", args.backbone,
            "--data", "synthetic-context", "--iters", str(args.iters), "--batch", str(args.batch), *lr_args,
            "--eval-interval", str(args.iters), "--seed", str(seed), "--work-dir", str(work_dir),
-           "--threads", "1", "--json", *plugin_args]
+           "--threads", "1", "--eval-split", args.split, "--json", *plugin_args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -61,6 +65,9 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     p.add_argument("--work-dir", default="work_dirs/synthetic_context_gap")
     p.add_argument("--plugin", action="append", default=[])
+    p.add_argument("--split", default="standard", choices=["standard", "val", "test"],
+                   help="what each run is scored on: standard (the test split, where figures are reported) or val "
+                        "(the validation split, for design experiments on design seeds)")
     args = p.parse_args()
 
     for seed in args.seeds:  # generate each seed's data once, before the runs race for it

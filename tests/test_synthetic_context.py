@@ -56,7 +56,7 @@ def test_objects_are_far_from_the_key_and_every_group_occurs() -> None:
 
 
 def test_written_once_in_the_ade20k_layout(tmp_path) -> None:
-    root = make_synthetic_context(tmp_path / "sc", seed=5, size=64, n_train=6, n_val=3)
+    root = make_synthetic_context(tmp_path / "sc", seed=5, size=64, n_train=6, n_val=3, n_test=2)
     assert check_layout("ade20k", root) == root.resolve()
     images = sorted((root / "images" / "training").glob("*.jpg"))
     assert len(images) == 6 and len(list((root / "annotations" / "validation").glob("*.png"))) == 3
@@ -66,17 +66,17 @@ def test_written_once_in_the_ade20k_layout(tmp_path) -> None:
         _assert_key_rule(np.array(Image.open(image)), np.array(Image.open(
             root / "annotations" / "training" / (image.stem + ".png"))), key_share=0.6)
     stamp = images[0].stat().st_mtime_ns
-    assert make_synthetic_context(tmp_path / "sc", seed=5, size=64, n_train=6, n_val=3) == root
+    assert make_synthetic_context(tmp_path / "sc", seed=5, size=64, n_train=6, n_val=3, n_test=2) == root
     assert images[0].stat().st_mtime_ns == stamp  # cached: not written again
 
-    again = make_synthetic_context(tmp_path / "sc2", seed=5, size=64, n_train=6, n_val=3)
+    again = make_synthetic_context(tmp_path / "sc2", seed=5, size=64, n_train=6, n_val=3, n_test=2)
     for a, b in zip(images, sorted((again / "images" / "training").glob("*.jpg"))):
         assert a.read_bytes() == b.read_bytes()  # deterministic per seed
 
 
 def test_default_root_is_in_the_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HAMBENCH_CACHE", str(tmp_path))
-    root = make_synthetic_context(None, seed=2, size=64, n_train=2, n_val=1)
+    root = make_synthetic_context(None, seed=2, size=64, n_train=2, n_val=1, n_test=1)
     assert root.parent == tmp_path / "synthetic-context" and (root / "meta.json").is_file()
     assert not [p for p in root.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
 

@@ -4,6 +4,21 @@ Each data set is described by a ``DatasetSpec``: the mmseg dataset class that re
 folders and split files it needs, and its class count. ``check_layout`` fails with a
 ``DataRootError`` whose one-line message names the data set, the path it looked for and the
 layout it expects.
+
+Splits. ``split_kwargs(spec, root, split)`` gives the dataset arguments of the training and the
+evaluation split of a run, for each of the ``SPLITS``:
+
+- ``"standard"``: what every untuned run does: the whole training split, evaluated on the split
+  the data set reports on: its own test split where it has one (synthetic-context: its validation
+  split served the design of the task and its budget, so no figure is reported on it), else the
+  official validation split (the real sets: where published numbers are).
+- ``"val"`` and ``"test"``: the tuning protocol's splits (a configuration is selected on ``val``,
+  reported on ``test``). A data set with its own test split (``spec.test``: synthetic-context)
+  trains on its training split and evaluates on its validation or test split. On the real sets
+  (ade20k, voc-aug, pascal-context) the official validation split plays test, since published
+  numbers are on it; val is every ``HOLDOUT_EVERY``-th image of the official training split (in
+  the order mmseg lists it: sorted by path for a folder layout, the split file's order otherwise),
+  and both protocol splits train on the rest of the training split.
 """
 
 from __future__ import annotations
@@ -28,17 +43,25 @@ DataLayoutError = DataRootError  # the same class under its former name
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """One data set: how mmseg reads it, what its root must hold, and its splits.
+
+    ``train`` and ``val`` are the official training and evaluation splits (``val``: the one
+    published numbers are on). ``test``, when given, is a test split of the set's own; without
+    one, the tuning protocol tests on ``val`` and validates on a part held out of ``train``
+    (module docstring)."""
+
     name: str
     dataset_type: str  # mmseg dataset class
     num_classes: int
     reduce_zero_label: bool
     layout: str  # the expected layout in one line, printed in errors
     train: dict  # data_prefix (+ ann_file) of the training split
-    val: dict
+    val: dict  # ... of the official evaluation split
     required: tuple[str, ...]  # paths (relative to the root) that must exist
     image_glob: dict[str, str] = field(default_factory=dict)  # folder -> glob with >= 1 match
     extra: dict = field(default_factory=dict)  # more keyword arguments of the dataset class
     folder: str = ""  # the folder the data set unpacks to (the data root), e.g. ADEChallengeData2016
+    test: dict | None = None  # ... of a test split of its own (None: val plays test, val is held out of train)
 
 
 ADE20K_LAYOUT = (
@@ -120,6 +143,64 @@ def check_layout(name: str, root: str | Path) -> Path:
                     f"({len(images - labels)} image(s) without annotation); {expect}"
                 )
     return root
+
+
+# --------------------------------------------------------------------------- splits
+
+SPLITS = ("standard", "val", "test")  # what a run evaluates on (module docstring)
+HOLDOUT_EVERY = 20  # the protocol's val on a real set: every 20th image of the official training split
+
+
+def check_split(split: str) -> str:
+    """``split`` if it is one of ``SPLITS``; a ValueError naming the valid ones otherwise."""
+    if split not in SPLITS:
+        raise ValueError(f"eval split {split!r} is not one of {', '.join(SPLITS)}")
+    return split
+
+
+def count_samples(spec: DatasetSpec, root: str | Path, kwargs: dict) -> int:
+    """How many samples mmseg's dataset class lists for split ``kwargs`` (``spec.train``, ...) of
+    ``root``: the split file's lines, or the image files under its folder (recursively, hidden
+    files left out), as ``BaseSegDataset.load_data_list`` reads them."""
+    from mmengine.fileio import list_dir_or_file, list_from_file
+
+    root = Path(root)
+    if "ann_file" in kwargs:
+        return len(list_from_file(str(root / kwargs["ann_file"])))
+    suffix = spec.extra.get("img_suffix", ".jpg")  # the dataset classes named here all default to .jpg
+    images = root / kwargs["data_prefix"]["img_path"]
+    return sum(1 for _ in list_dir_or_file(str(images), list_dir=False, suffix=suffix, recursive=True))
+
+
+def holdout_indices(n: int) -> tuple[list[int], list[int]]:
+    """(training, held-out) positions among ``n`` training samples: every ``HOLDOUT_EVERY``-th
+    sample, from the first, is held out."""
+    held_out = list(range(0, n, HOLDOUT_EVERY))
+    return [i for i in range(n) if i % HOLDOUT_EVERY], held_out
+
+
+def split_kwargs(spec: DatasetSpec, root: str | Path, split: str) -> tuple[dict, dict]:
+    """The dataset arguments (data_prefix, ann_file, indices) of the training and the evaluation
+    split of a run that evaluates on ``split`` (one of ``SPLITS``; the rule is in the module
+    docstring). ``"standard"``: the whole training split and the reported split."""
+    check_split(split)
+    if split == "standard":
+        return dict(spec.train), dict(spec.test if spec.test is not None else spec.val)
+    if spec.test is not None:  # a test split of its own: nothing held out of training
+        evaluate = spec.val if split == "val" else spec.test
+        folder = Path(root) / evaluate["data_prefix"]["img_path"]
+        if not folder.is_dir():
+            raise DataRootError(f"{spec.name}: {folder} is missing (the {split} split); expected {spec.layout}")
+        return dict(spec.train), dict(evaluate)
+    n = count_samples(spec, root, spec.train)
+    if n < 2:
+        raise DataRootError(f"{spec.name}: the training split of {root} has {n} image(s); the {split} split "
+                            f"holds out every {HOLDOUT_EVERY}th of them and trains on the rest, which needs 2 or more")
+    train, held_out = holdout_indices(n)
+    train_kwargs = dict(spec.train, indices=train)
+    if split == "val":
+        return train_kwargs, dict(spec.train, indices=held_out)
+    return train_kwargs, dict(spec.val)
 
 
 # Fixture file names: "<prefix>_train_00000000.jpg", "<prefix>_valid_00000000.jpg".

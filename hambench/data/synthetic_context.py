@@ -20,7 +20,12 @@ chance in two) for the rest.
 
 On disk it is the ``ADEChallengeData2016`` layout (``images/{training,validation}/*.jpg``,
 ``annotations/{training,validation}/*.png``; annotation 0 = "other" is unused and
-``reduce_zero_label`` maps 1..3 to classes 0..2), so the ADE20K loader reads it unchanged.
+``reduce_zero_label`` maps 1..3 to classes 0..2), so the ADE20K loader reads it unchanged, plus a
+third split, ``images/test/*.jpg`` and ``annotations/test/*.png``: the split every figure is
+reported on (hambench.data.datasets.split_kwargs). ``validation`` served the design of this task
+and of its budget, and the tuning protocol selects configurations on it; no figure is reported on
+it. The three splits come from one random stream in the order training, validation, test, so
+adding the test split left the training and validation images as they were.
 Each (seed, size, counts) set is generated once, deterministically, into a cache folder.
 """
 
@@ -35,7 +40,7 @@ from PIL import Image
 
 CLASSES = ("background", "group-red", "group-blue")
 PALETTE = [[64, 64, 64], [230, 60, 60], [60, 120, 230]]
-VERSION = 6  # bump when the generator changes: the cache key includes it
+VERSION = 7  # bump when the generator changes: the cache key includes it (7: the test split)
 
 # The key's colours (one per group): far apart, and far from the greys, so that JPEG keeps them apart.
 KEY_COLOURS = np.array([[220, 40, 40], [40, 80, 230]], dtype=np.float32)
@@ -122,16 +127,27 @@ def _write_split(root: Path, split: str, n: int, size: int, rng: np.random.Gener
 
 
 def make_synthetic_context(
-    root: str | Path | None = None, *, seed: int = 0, size: int = 96, n_train: int = 1000, n_val: int = 200
+    root: str | Path | None = None,
+    *,
+    seed: int = 0,
+    size: int = 96,
+    n_train: int = 1000,
+    n_val: int = 200,
+    n_test: int = 200,
 ) -> Path:
     """Generate (once) and return the data root of ``synthetic-context`` for ``seed``.
 
     Without ``root`` it goes to ``$HAMBENCH_CACHE`` (default ``~/.cache/hambench``) under
-    ``synthetic-context/v{VERSION}-s{size}-n{n_train}-{n_val}-seed{seed}``. The folder is
+    ``synthetic-context/v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}``. The folder is
     written in a temporary sibling and renamed into place, so a half-written set is never seen.
+    The test split is drawn after the other two, so ``n_test`` (0 included) never changes them.
     """
+    if min(n_train, n_val, n_test) < 0:
+        raise ValueError(f"synthetic-context: image counts must be >= 0; got n_train={n_train}, "
+                         f"n_val={n_val}, n_test={n_test}")
     if root is None:
-        root = default_cache_dir() / "synthetic-context" / f"v{VERSION}-s{size}-n{n_train}-{n_val}-seed{seed}"
+        name = f"v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}"
+        root = default_cache_dir() / "synthetic-context" / name
     root = Path(root)
     if (root / "meta.json").is_file():
         return root
@@ -139,10 +155,12 @@ def make_synthetic_context(
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
         rng = np.random.default_rng(seed)
+        # One stream, in this order: the test split comes last so it leaves the others unchanged.
         _write_split(tmp, "training", n_train, size, rng)
         _write_split(tmp, "validation", n_val, size, rng)
+        _write_split(tmp, "test", n_test, size, rng)
         meta = dict(name="synthetic-context", version=VERSION, seed=seed, size=size,
-                    n_train=n_train, n_val=n_val, classes=list(CLASSES))
+                    n_train=n_train, n_val=n_val, n_test=n_test, classes=list(CLASSES))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
             os.replace(tmp, root)  # atomic when root does not exist yet
