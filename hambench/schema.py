@@ -17,10 +17,15 @@ report read this module.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hambench.scaling import EXPONENT_COLUMNS
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["COST_COLUMNS", "EXPONENT_COLUMNS", "LATER_COLUMNS", "MODEL_COST_COLUMNS", "TRIAL_COLUMNS",
-           "read_columns", "result_columns"]
+           "VAL_PREFIX", "by_arm", "read_columns", "reported_rows", "result_columns", "search_rows"]
 
 TRIAL_COLUMNS = [
     "suite", "run_id", "trial_id", "task", "module", "family", "backbone", "head", "data", "seed",
@@ -28,7 +33,16 @@ TRIAL_COLUMNS = [
     "options_given",  # what the suite gave
     "iters", "status", "error", "node", "device", "device_name", "seconds",
     "started_at", "ended_at",  # unix seconds: when the trial's task began and ended on its node
+    # The tuning protocol (hambench.tuning.search; a plain grid run: phase "grid", split "standard"):
+    "phase",  # grid | search (a sample, scored on val) | retrain (the chosen or the default configuration, on test)
+    "split",  # what the metric columns were measured on: standard | val | test
+    "sample",  # search: the sample's index (0: the defaults); retrain, tuned arm: the sample chosen
+    "arm",  # retrain: tuned | default | both (the defaults were chosen: these runs serve both arms)
+    "tuned",  # JSON: the values the search set (lr, weight_decay, a module option, ...)
 ]
+# A search row's accuracy is a validation score that selects a configuration, never a reported
+# figure: it is written under these names (val_mIoU, ...) and its task's metric columns stay empty.
+VAL_PREFIX = "val_"
 COST_COLUMNS = [
     "params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "latency_iqr_ms",
     "peak_mem_bytes", "profile_shape",
@@ -41,7 +55,7 @@ MODEL_COST_COLUMNS = [
 ]
 # Written by every run today, absent from older tables; readers do not invent them (an empty
 # ``head`` would read as a head named NA).
-LATER_COLUMNS = ("head", "options_given", "started_at", "ended_at")
+LATER_COLUMNS = ("head", "options_given", "started_at", "ended_at", "phase", "split", "sample", "arm", "tuned")
 
 
 def result_columns() -> list[str]:
@@ -54,3 +68,31 @@ def result_columns() -> list[str]:
 def read_columns() -> list[str]:
     """The columns a reader can count on: those missing from a table are added, empty."""
     return [c for c in result_columns() if c not in LATER_COLUMNS]
+
+
+def search_rows(results: "pd.DataFrame") -> "pd.DataFrame":
+    """The tuning search's rows (none in a table without the ``phase`` column)."""
+    if "phase" not in results.columns:
+        return results.iloc[:0]
+    return results[results["phase"].astype("string").fillna("grid") == "search"]
+
+
+def reported_rows(results: "pd.DataFrame") -> "pd.DataFrame":
+    """The rows whose accuracy is a reported figure: every row but the tuning search's."""
+    if "phase" not in results.columns:
+        return results
+    return results[results["phase"].astype("string").fillna("grid") != "search"]
+
+
+def by_arm(results: "pd.DataFrame") -> "pd.DataFrame":
+    """The rows with each retrain row of arm ``both`` (the search chose the defaults, so one set of
+    runs is both the tuned and the default arm) given once per arm, for tables compared by arm."""
+    if "arm" not in results.columns:
+        return results
+    both = results["arm"].astype("string").fillna("") == "both"
+    if not both.any():
+        return results
+    import pandas as pd
+
+    copies = [results[both].assign(arm=arm) for arm in ("tuned", "default")]
+    return pd.concat([results[~both], *copies], ignore_index=True)

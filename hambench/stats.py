@@ -43,9 +43,12 @@ ALPHA = 0.05  # of the Welch test behind the ranks
 # (the values the module was built with), so {} and the defaults spelled out are one configuration;
 # ``iters`` keeps a smoke run from pooling with a real one; ``profile_shape`` says where costs were
 # measured. ``family`` follows from ``module`` and only rides along.
-CONFIG_KEYS = ("task", "data", "module", "family", "backbone", "head", "options", "iters", "profile_shape")
-# Ranks compare configurations of one task, data set and metric.
-RANK_WITHIN = ("task", "data", "metric")
+# ``arm`` and ``tuned`` (a tuned suite's retrain: the chosen configuration or the defaults, and the
+# values the search set) keep the two arms apart.
+CONFIG_KEYS = ("task", "data", "module", "family", "backbone", "head", "options", "iters", "profile_shape", "arm", "tuned")
+# Ranks compare configurations of one task, data set, metric and arm (a tuned suite ranks its
+# chosen configurations against each other, and its defaults against each other).
+RANK_WITHIN = ("task", "data", "metric", "arm")
 # Costs carried into the summary: the module's (measured by its profiling trial, `macs` is
 # torchprofile's count else fvcore's) and the whole model's where the task measured it (the
 # columns hambench.axes names).
@@ -177,7 +180,7 @@ def reported_metrics(task: str, ok: pd.DataFrame) -> list[str]:
 
 
 SUMMARY_COLUMNS = [
-    "task", "data", "module", "family", "backbone", "head", "options", "iters", "metric", "sense",
+    "task", "data", "arm", "module", "family", "backbone", "head", "options", "tuned", "iters", "metric", "sense",
     "headline", "n", "failed", "mean", "std", "ci_low", "ci_high", "ci_half", "rank", "tied", "seeds",
     "values", *MODULE_COSTS, "profile_shape", *MODEL_COSTS,
 ]
@@ -206,7 +209,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     from hambench.reports.figures import with_macs
     from hambench.reports.runs import normalise_results
 
-    results = with_macs(normalise_results(results))
+    from hambench.schema import by_arm, reported_rows
+
+    # A search's val scores select, never report; a tuned suite's arms are compared each on its own.
+    results = with_macs(normalise_results(by_arm(reported_rows(results))))
     train = results[results["task"] != PROFILE]
     part = train if not train.empty else results
     ok = part[part["status"] == "ok"]
@@ -241,9 +247,11 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     out["_rank"] = out["rank"].astype("Float64").fillna(math.inf)
     out["_mean"] = out["mean"] * np.where(out["sense"] == "max", -1.0, 1.0)
     out["_other"] = ~out["headline"].astype(bool)  # the headline metric's rows first
-    keys = ["task", "data", "_other", "metric", "_rank", "_mean", "module", "options"]
+    out["_arm"] = out["arm"].astype("string").fillna("")  # tuned before default
+    out["_arm"] = out["_arm"].map({"tuned": "0", "default": "1"}).fillna(out["_arm"])
+    keys = ["task", "data", "_arm", "_other", "metric", "_rank", "_mean", "module", "options"]
     out = out.sort_values(keys, na_position="last")
-    return out.drop(columns=["_rank", "_mean", "_other"]).reset_index(drop=True)
+    return out.drop(columns=["_rank", "_mean", "_other", "_arm"]).reset_index(drop=True)
 
 
 def _values_text(values: object) -> str:
@@ -276,7 +284,9 @@ def add_ranks(summary: pd.DataFrame) -> pd.DataFrame:
     summary["rank"] = pd.array([pd.NA] * len(summary), dtype="Int64")
     summary["tied"] = False
     ranked = summary[summary["metric"].fillna("") != ""]
-    for (_, _, metric), grp in ranked.groupby(list(RANK_WITHIN), sort=False, dropna=False):
+    within = [k for k in RANK_WITHIN if k in ranked.columns]
+    for key, grp in ranked.groupby([ranked[k].astype("string").fillna("") for k in within], sort=False, dropna=False):
+        metric = key[within.index("metric")]
         ivs = [Interval(int(r.n), _f(r.mean), _f(r.std), _f(r.ci_low), _f(r.ci_high)) for r in grp.itertuples()]
         ranks = rank_with_ties(ivs, sense(str(metric)))
         summary.loc[grp.index, "rank"] = pd.array(ranks, dtype="Int64")
@@ -340,3 +350,18 @@ def options_label(module: str, options: object) -> str:
 
     shown = {k: v for k, v in sorted(values.items()) if not at_default(k, v)}
     return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in shown.items()) or "defaults"
+
+
+def tuned_label(tuned: object) -> str:
+    """The values a search set (the ``tuned`` JSON), as ``lr=0.0734 weight_decay=0.000213``
+    (three significant digits); ``-`` when there are none."""
+    import json
+
+    try:
+        values = json.loads(tuned) if isinstance(tuned, str) and tuned else tuned
+    except json.JSONDecodeError:
+        return str(tuned)
+    if not isinstance(values, dict) or not values:
+        return "-"
+    text = lambda v: f"{v:.3g}" if isinstance(v, float) else json.dumps(v) if not isinstance(v, str) else v  # noqa: E731
+    return " ".join(f"{k}={text(v)}" for k, v in sorted(values.items()))

@@ -18,18 +18,19 @@ backbones, data sets) against what is registered and reports every bad one at on
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import itertools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from hambench.axes import REFERENCE_COLUMNS, check_axes
 from hambench.registry import RegistryError, get_spec
-from hambench.tasks import PROFILE, TaskError, get_task, task_names
+from hambench.tasks import PROFILE, TaskError, get_task, task_names, tasks
 
 
 class SuiteError(ValueError):
@@ -183,6 +184,63 @@ class ParetoAxes(_Strict):
     y: str
 
 
+DISTRIBUTIONS = {  # a search space's value: {NAME: [ARGS]}, drawn with Ray Tune's domain of that name
+    "loguniform": "[low, high], 0 < low < high: log-uniform",
+    "uniform": "[low, high], low < high: uniform",
+    "randint": "[low, high], integers, low < high: an integer in low..high-1",
+    "choice": "[a, b, ...]: one of the values",
+}
+DISTRIBUTIONS_EXPECTED = "a mapping of one distribution to its arguments: " + "; ".join(
+    f"{{{k}: {v.split(':')[0]}}}" for k, v in DISTRIBUTIONS.items())
+
+
+def _check_distribution(value: Any) -> dict[str, list[Any]]:
+    """``{loguniform: [0.01, 0.5]}`` and its kin (DISTRIBUTIONS), checked; anything else raises."""
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
+        raise ValueError(f"expected {DISTRIBUTIONS_EXPECTED}; got {value!r}")
+    (kind, args), = value.items()
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise ValueError(f"choice takes a non-empty list of values; got {args!r}")
+        return {kind: args}
+    if not (isinstance(args, list) and len(args) == 2 and all(map(number, args)) and args[0] < args[1]):
+        raise ValueError(f"{kind} takes {DISTRIBUTIONS[kind].split(':')[0]}; got {args!r}")
+    if kind == "loguniform" and args[0] <= 0:
+        raise ValueError(f"loguniform takes 0 < low < high; got {args!r}")
+    if kind == "randint" and not all(isinstance(a, int) for a in args):
+        raise ValueError(f"randint takes two integers; got {args!r}")
+    return {kind: list(args)}
+
+
+Distribution = Annotated[dict[str, list[Any]], BeforeValidator(_check_distribution)]
+
+
+class TuneSpec(_Strict):
+    """The tuning protocol (``tune:``): every grid point (module and options, backbone, data) gets
+    ``samples`` configurations drawn from one space, trained on the train split and scored on
+    validation, ASHA stopping the weak ones early among that point's own samples; the best on
+    validation is retrained with the grid's seeds and scored on test, beside the defaults
+    retrained alike. ``hambench.tuning.search`` runs it; docs/suites.md explains it."""
+
+    # Shared by every module: budget fields the task applies (lr, batch) or fields of its config (weight_decay).
+    space: dict[str, Distribution] = Field(default_factory=dict)
+    # Per module: spaces over its own options ({ham-nmf: {train_steps: {randint: [4, 9]}}}).
+    modules: dict[str, dict[str, Distribution]] = Field(default_factory=dict)
+    samples: int = Field(8, ge=1)  # configurations per grid point, the same for every module
+    defaults_first: bool = True  # sample 0 is the defaults (the search can keep them)
+    scheduler: Literal["asha", "fifo"] = "asha"  # fifo: every sample runs the whole budget
+    grace: int | None = Field(None, gt=0)  # iterations before ASHA's first cut; default: a quarter of the budget
+    reduction: float = Field(3.0, gt=1)  # ASHA keeps the best 1/reduction at each rung
+    metric: str | None = None  # selects on val: the task's headline metric by default
+    seed: int = Field(1000, ge=0)  # draws the samples; sample i trains with seed + i (never a reported seed)
+    compare_defaults: bool = True  # also retrain the defaults with the grid's seeds (default vs tuned)
+
+    def seeds(self) -> list[int]:
+        """The search samples' own training seeds."""
+        return [self.seed + i for i in range(self.samples)]
+
+
 DEFAULT_TASK = "seg"
 
 
@@ -220,6 +278,7 @@ class Suite(_Strict):
     references: str | None = None  # a CSV of published points: beside the suite, or shipped (references.csv)
     max_concurrent: int | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0)  # retries after a node or worker dies (not after a raise)
+    tune: TuneSpec | None = None  # the tuning protocol; None: every grid point trains once per seed
 
     @model_validator(mode="before")
     @classmethod
@@ -277,7 +336,58 @@ class Suite(_Strict):
             raise ValueError(f"task `{self.task}` needs a `profile:` section (shape, sweep)")
         if section == "budget" and self.budget is None:  # a task declaring no default budget
             raise ValueError(f"task `{self.task}` needs a `budget:` section (iters, eval_interval)")
+        if self.tune is not None:
+            _check_tune(self)
         return self
+
+    def search_grace(self) -> int:
+        """Iterations before ASHA's first cut (``tune.grace``; default: a quarter of the budget)."""
+        assert self.tune is not None and self.budget is not None
+        return self.tune.grace or max(1, self.budget.iters // EVAL_FRACTION)
+
+
+def _check_tune(suite: Suite) -> None:
+    """The ``tune:`` section against its task, budget and grid; raises naming the field."""
+    tune, task = suite.tune, get_task(suite.task)
+    assert tune is not None
+    if not task.tunable:
+        able = ", ".join(t.name for t in tasks() if t.tunable) or "none"
+        raise ValueError(f"tune: task {suite.task} has no validation and test splits to tune on (tasks that have: {able})")
+    assert suite.budget is not None
+    if not tune.space and not any(tune.modules.values()):
+        raise ValueError("tune: nothing to search; give a `space` shared by every module or `modules` spaces of their options")
+    config = {f.name for f in dataclasses.fields(task.config)} if task.config is not None else set()
+    valid = sorted((set(task.budget_fields) | config) - _STRUCTURAL)
+    for key in tune.space:
+        if key not in valid:
+            raise ValueError(f"tune.space.{key}: not a field the search can set for task {suite.task}; valid: {', '.join(valid)}")
+    in_grid = {e.name for g in suite.grid for e in g.modules}
+    for module, space in tune.modules.items():
+        if module not in in_grid:
+            raise ValueError(f"tune.modules.{module}: not a module of the grid ({', '.join(sorted(in_grid))})")
+        errors: list[str] = []
+        for key in space:
+            _append_option_error(errors, f"tune.modules.{module}.{key}", module, key)
+        if errors:
+            raise ValueError(errors[0])
+    if tune.metric is not None and tune.metric not in task.columns:
+        raise ValueError(f"tune.metric: {tune.metric!r} is not a metric of task {suite.task}; valid: {', '.join(task.columns)}")
+    grace, iters = suite.search_grace(), suite.budget.iters
+    if grace >= iters:
+        raise ValueError(f"tune.grace: {grace} must be below the budget's iters ({iters})")
+    if tune.scheduler == "asha" and grace % suite.budget.eval_interval:
+        raise ValueError(f"tune.grace: {grace} must be a multiple of budget.eval_interval ({suite.budget.eval_interval}): "
+                         f"ASHA decides at evaluations")
+    reported = sorted({s for g in suite.grid for s in g.seeds} & set(tune.seeds()))
+    if reported:
+        raise ValueError(f"tune.seed: the search's training seeds {tune.seed}..{tune.seed + tune.samples - 1} include the "
+                         f"grid's seed(s) {', '.join(map(str, reported))}; a configuration must not be chosen on a seed it is reported on")
+
+
+# Config fields that say what a trial is, not how it trains: never a search dimension.
+_STRUCTURAL = {"context", "context_opts", "backbone", "data", "data_root", "work_dir", "resume", "seed", "device",
+               "workers", "plugins", "threads", "eval_split", "log_interval", "pretrained", "head", "iters",
+               "eval_interval", "loader_workers", "norm", "amp", "aux_head", "crop", "res"}
 
 
 class Trial(_Strict):
@@ -297,6 +407,17 @@ class Trial(_Strict):
     budget: Budget | None = None
     profile: ProfileSpec | None = None
     resources: Resources
+    # The tuning protocol (a suite's ``tune:`` section, hambench.tuning.search); a plain grid
+    # trial keeps the defaults. ``split``: what the trial evaluates on: "standard" (the data set's
+    # usual evaluation split, as every untuned suite), or the protocol's "val" (selection) / "test"
+    # (the reported figure). ``tuned``: the values the search set (already applied to the budget,
+    # the task options and the module options above), recorded to group and show them.
+    phase: Literal["grid", "search", "retrain"] = "grid"
+    split: Literal["standard", "val", "test"] = "standard"
+    sample: int | None = None  # search: the sample's index (0: the defaults); retrain: the one chosen
+    # retrain: the chosen configuration, the defaults, or both (the defaults were chosen: one set of runs)
+    arm: Literal["tuned", "default", "both"] | None = None
+    tuned: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -323,11 +444,12 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
 
 def _describe(error: dict[str, Any]) -> str:
     # grid[0].seeds, as the grid-value errors name their fields (pydantic's own: grid.0.seeds)
-    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".") or "(top level)"
+    # A whole-suite check (a model validator) has no location: its message names the field itself.
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
     got = error.get("input")
     msg = error["msg"].removeprefix("Value error, ")  # our own validators' messages say what they got
     got = "" if isinstance(got, (dict, list)) or error["type"] == "value_error" else f" (got {got!r})"
-    return f"{field}: {msg}{got}"
+    return f"{field}: {msg}{got}" if field else f"{msg}{got}"
 
 
 def parse_suite(data: Any, source: str = "<suite>") -> Suite:
@@ -473,6 +595,7 @@ SMOKE_BUDGET = dict(iters=4, eval_interval=2, batch=2, crop=(64, 64), res=32)
 SMOKE_PROFILE_SHAPE = (1, 64, 16, 16)
 SMOKE_SWEEP = [8, 16]
 SMOKE_SEEDS = 2  # two seeds are enough to exercise the intervals and ranks; more only cost time
+SMOKE_SAMPLES = 2  # a tuned suite's search: the defaults and one drawn configuration
 
 
 def smoke(suite: Suite) -> Suite:
@@ -483,6 +606,9 @@ def smoke(suite: Suite) -> Suite:
     if suite.budget is not None:  # the smoke values of the fields the task applies
         fields = get_task(suite.task).budget_fields
         update["budget"] = suite.budget.model_copy(update={k: v for k, v in SMOKE_BUDGET.items() if k in fields})
+    if suite.tune is not None:  # two samples (the defaults and one drawn), cut at the first evaluation
+        update["tune"] = suite.tune.model_copy(update={"samples": min(suite.tune.samples, SMOKE_SAMPLES),
+                                                       "grace": SMOKE_BUDGET["eval_interval"]})
     if suite.profile is not None:
         channels = min(suite.profile.shape[1], SMOKE_PROFILE_SHAPE[1])
         shape = (1, channels, *SMOKE_PROFILE_SHAPE[2:])
@@ -520,49 +646,87 @@ def _trial_id(task: str, module: str, options: dict[str, Any], *rest: Any) -> st
     return "-".join([task, _slug(module) + opts, *(_slug(r) for r in rest)])
 
 
-def expand(suite: Suite, *, smoke_run: bool = False, only: list[str] | None = None, source: str | None = None) -> list[Trial]:
-    """All trials of the suite: the profiling trials first (one per distinct module and options),
-    then one training trial per grid point. ``only`` keeps the named modules."""
-    if smoke_run:
-        suite = smoke(suite)
+class Point(_Strict):
+    """A grid point without its seeds: what the tuning protocol tunes (one module, its options,
+    backbone, head and data) and what a plain grid trains once per seed."""
+
+    module: str
+    family: str
+    options: dict[str, Any]
+    backbone: str
+    head: str
+    data: str
+    seeds: list[int]
+    pretrained: str | None = None
+    task_options: dict[str, Any] = Field(default_factory=dict)
+
+    def trial_id(self, task: str, *rest: Any) -> str:
+        parts = [p for p in (self.backbone, self.head) if p not in ("none", "context")] + [self.data, *rest]
+        return _trial_id(task, self.module, self.options, *parts)
+
+    def trial(self, suite: Suite, seed: int, *rest: Any, **fields: Any) -> Trial:
+        """The trial of this point at ``seed``; ``rest`` ends its id (default: ``s<seed>``), ``fields``
+        set the Trial's other fields (the tuning protocol's budget, phase, split, ...)."""
+        values = dict(
+            trial_id=self.trial_id(suite.task, *(rest or (f"s{seed}",))), task=suite.task, module=self.module,
+            family=self.family, options=self.options, backbone=self.backbone, head=self.head, data=self.data,
+            seed=seed, pretrained=self.pretrained, task_options=self.task_options, budget=suite.budget,
+            resources=suite.resources,
+        )
+        return Trial(**(values | fields))
+
+
+def grid_points(suite: Suite, *, smoke_run: bool = False, only: list[str] | None = None, source: str | None = None) -> list[Point]:
+    """The suite's grid points (module x options x backbone x data; seeds ride along), each once,
+    checked: every bad grid value at once, ``only`` naming modules of the suite."""
     where0 = source or suite.name
     errors = grid_errors(dict(enumerate(suite.grid)), suite.task)
     if errors:  # every bad value at once, before anything runs
         raise _suite_error(where0, errors)
-    trials: dict[str, Trial] = {}
-
-    def add(trial: Trial) -> None:
-        trials.setdefault(trial.trial_id, trial)  # a point named twice (overlapping grids) runs once
-
-    points = []  # (grid, module, options, where)
+    points: dict[tuple[str, ...], Point] = {}
     for g, grid in enumerate(suite.grid):
         for m, entry in enumerate(grid.modules):
             where = f"{where0}: grid[{g}].modules[{m}]"
             for opts in ({**g_opts, **e_opts} for g_opts in _option_points(grid.options) for e_opts in entry.points()):
                 family = _check_module(entry.name, opts, where)
-                points.append((grid, entry.name, family, opts))
+                for backbone, data in itertools.product(grid.backbones, grid.data):
+                    point = Point(module=entry.name, family=family, options=opts, backbone=backbone, head=grid.head,
+                                  data=data, seeds=grid.seeds, pretrained=None if smoke_run else grid.pretrained,
+                                  task_options={} if smoke_run else grid.task_options)  # smoke: the task's CPU-sized defaults
+                    key = (point.trial_id(suite.task),)
+                    if key in points:  # a point named twice (overlapping grids): its seeds once each
+                        seeds = list(dict.fromkeys([*points[key].seeds, *grid.seeds]))
+                        point = points[key].model_copy(update={"seeds": seeds})
+                    points[key] = point
+    result = list(points.values())
     if only:
-        unknown = sorted(set(only) - {p[1] for p in points})
+        unknown = sorted(set(only) - {p.module for p in result})
         if unknown:
-            raise SuiteError(f"--only {' '.join(unknown)}: not in suite {suite.name!r} (its modules: {', '.join(sorted({p[1] for p in points}))})")
-        points = [p for p in points if p[1] in only]
+            raise SuiteError(f"--only {' '.join(unknown)}: not in suite {suite.name!r} (its modules: {', '.join(sorted({p.module for p in result}))})")
+        result = [p for p in result if p.module in only]
+    return result
 
+
+def expand(suite: Suite, *, smoke_run: bool = False, only: list[str] | None = None, source: str | None = None) -> list[Trial]:
+    """The trials the suite starts with: the profiling trials first (one per distinct module and
+    options), then one training trial per grid point and seed; for a suite with ``tune:``, the
+    search's samples instead (``hambench.tuning.search``: the retrain trials follow from them)."""
+    if smoke_run:
+        suite = smoke(suite)
+    points = grid_points(suite, smoke_run=smoke_run, only=only, source=source)
+    trials: dict[str, Trial] = {}
     if suite.profile is not None:
-        for _, name, family, opts in points:
-            add(Trial(
-                trial_id=_trial_id(PROFILE, name, opts),
-                task=PROFILE, module=name, family=family, options=opts, backbone="none", head="none",
-                data="none", seed=0, profile=suite.profile, resources=suite.profile.resources,
-            ))
-    if get_task(suite.task).section == "budget":  # a training task: one trial per grid point
-        for grid, name, family, opts in points:
-            for backbone, data, seed in itertools.product(grid.backbones, grid.data, grid.seeds):
-                parts = [p for p in (backbone, grid.head) if p not in ("none", "context")] + [data, f"s{seed}"]
-                add(Trial(
-                    trial_id=_trial_id(suite.task, name, opts, *parts),
-                    task=suite.task, module=name, family=family, options=opts, backbone=backbone,
-                    head=grid.head, data=data, seed=seed, pretrained=None if smoke_run else grid.pretrained,
-                    task_options={} if smoke_run else grid.task_options,  # smoke: the task's CPU-sized defaults
-                    budget=suite.budget, resources=suite.resources,
-                ))
+        for p in points:
+            trial = Trial(trial_id=_trial_id(PROFILE, p.module, p.options), task=PROFILE, module=p.module, family=p.family,
+                          options=p.options, backbone="none", head="none", data="none", seed=0, profile=suite.profile,
+                          resources=suite.profile.resources)
+            trials.setdefault(trial.trial_id, trial)
+    if get_task(suite.task).section == "budget":  # a training task
+        if suite.tune is not None:
+            from hambench.tuning.search import search_trials
+
+            training = search_trials(suite, points)
+        else:
+            training = [p.trial(suite, seed) for p in points for seed in p.seeds]
+        trials.update((t.trial_id, t) for t in training)
     return list(trials.values())

@@ -10,7 +10,7 @@ import yaml
 
 from hambench.cli.main import main
 from hambench.cli.suites import suite_template
-from hambench.suite import Budget, Grid, ProfileSpec, Resources, Suite, expand, load_suite
+from hambench.suite import Budget, Grid, ProfileSpec, Resources, Suite, TuneSpec, expand, load_suite
 
 
 def uncomment(text: str) -> str:
@@ -43,7 +43,8 @@ def test_template_with_every_line_uncommented_is_a_valid_suite(tmp_path: Path) -
     path.write_text(uncomment(suite_template("demo")))
     suite = load_suite(path)
     assert suite.name == "demo" and suite.task == "seg" and suite.profile is not None
-    assert len(expand(suite)) == 3 + 3  # three modules, one seed, and a profiling trial each
+    # three modules, a profiling trial each, and (tune: uncommented) eight search samples each
+    assert len(expand(suite)) == 3 + 3 * 8
     data = yaml.safe_load(path.read_text())
     # Every key of the schema is in the template, and every optional one shows its default.
     assert set(data) == set(Suite.model_fields)
@@ -58,6 +59,9 @@ def test_template_with_every_line_uncommented_is_a_valid_suite(tmp_path: Path) -
         assert getattr(grid, key) == Grid.model_fields[key].get_default(call_default_factory=True), key
     for key in ("metrics", "pareto", "references", "max_concurrent", "max_failures"):
         assert getattr(suite, key) == Suite.model_fields[key].get_default(call_default_factory=True), key
+    assert set(data["tune"]) == set(TuneSpec.model_fields)
+    for key in set(TuneSpec.model_fields) - {"space"}:  # space has no default: the template shows an example
+        assert getattr(suite.tune, key) == TuneSpec.model_fields[key].get_default(call_default_factory=True), key
 
 
 def test_suites_new_writes_the_file_and_refuses_to_overwrite(tmp_path: Path, monkeypatch, capsys) -> None:

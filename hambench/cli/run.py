@@ -49,10 +49,12 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
     import pandas as pd
 
     table = pd.read_parquet(run_dir / "results.parquet")
-    failed = table[table["status"] != "ok"]
+    failed = table[table["status"] == "failed"]
+    stopped = int((table["status"] == "stopped").sum())  # search samples cut early by ASHA: by design
     if (run_dir / "summary.csv").is_file():
         print_summary(pd.read_csv(run_dir / "summary.csv", keep_default_na=True))
-    print(f"{len(table)} trials, {len(failed)} failed -> {run_dir}")
+    cut = f", {stopped} search samples stopped early" if stopped else ""
+    print(f"{len(table)} trials, {len(failed)} failed{cut} -> {run_dir}")
     for _, row in failed.iterrows():
         print(f"  FAILED {row['trial_id']}: {str(row['error']).splitlines()[0] if row['error'] else ''}")
     for name in ("results.parquet", "summary.csv", "history.parquet", "profile.parquet", "report.html"):
@@ -74,15 +76,22 @@ def print_summary(summary: pd.DataFrame) -> None:
     from hambench.tasks import task_metrics
 
     out = console()
-    for (task, data), grp in summary.groupby(["task", "data"], sort=True, dropna=False):
+    summary = summary.assign(arm=summary["arm"].astype("string").fillna("") if "arm" in summary else "")
+    for (task, data), by_data in summary.groupby(["task", "data"], sort=True, dropna=False):
         if not task_metrics(str(task)):  # a task with no accuracy metric (profile) has costs only
-            out.print(_cost_table(grp[grp["headline"].astype(bool)] if "headline" in grp else grp))
+            out.print(_cost_table(by_data[by_data["headline"].astype(bool)] if "headline" in by_data else by_data))
             continue
-        unscored = grp["metric"].fillna("") == ""  # a configuration whose every trial failed has no metric
-        tables = [t for _, t in grp[~unscored].groupby("metric", sort=False)] or [grp.iloc[:0]]
-        tables[0] = pd.concat([tables[0], grp[unscored]])  # its failures shown under the headline metric
-        for table in tables:
-            out.print(_accuracy_table(str(task), str(data), table))
+        for arm in sorted(by_data["arm"].unique(), key=lambda a: ARMS.index(a) if a in ARMS else len(ARMS)):
+            grp = by_data[by_data["arm"] == arm]
+            unscored = grp["metric"].fillna("") == ""  # a configuration whose every trial failed has no metric
+            tables = [t for _, t in grp[~unscored].groupby("metric", sort=False)] or [grp.iloc[:0]]
+            tables[0] = pd.concat([tables[0], grp[unscored]])  # its failures shown under the headline metric
+            for table in tables:
+                out.print(_accuracy_table(str(task), str(data), table, str(arm)))
+
+
+ARMS = ["tuned", "default", ""]  # a tuned suite's arms, in the order printed ("": a plain grid)
+ARM_TITLES = {"tuned": ", chosen on validation, scored on test", "default": ", defaults, scored on test", "": ""}
 
 
 def _costs(row: pd.Series) -> list[str]:
@@ -93,12 +102,12 @@ def _costs(row: pd.Series) -> list[str]:
             si(row.get("peak_mem_bytes"), "B")]
 
 
-def _accuracy_table(task: str, data: str, grp: pd.DataFrame) -> Table:
+def _accuracy_table(task: str, data: str, grp: pd.DataFrame, arm: str = "") -> Table:
     from rich.table import Table
     from rich.text import Text
 
     from hambench.reports.figures import si
-    from hambench.stats import format_mean_ci, format_rank, options_label
+    from hambench.stats import format_mean_ci, format_rank, options_label, tuned_label
 
     metric = str(grp["metric"].iloc[0])
     better = "higher" if grp["sense"].iloc[0] == "max" else "lower"
@@ -106,17 +115,19 @@ def _accuracy_table(task: str, data: str, grp: pd.DataFrame) -> Table:
     model = "model_macs" in grp and grp["model_macs"].notna().any()
     failed = grp["failed"].fillna(0).astype(int).sum() > 0
     table = Table(
-        title=f"{task} on {data}: {metric} ({better} is better), mean ± 95% CI over seeds",
+        title=f"{task} on {data}{ARM_TITLES.get(arm, '')}: {metric} ({better} is better), mean ± 95% CI over seeds",
         caption="rank = 1 + the configurations significantly better (Welch t-test, 5%); one seed: no interval, "
                 "not ranked. Costs: the module at the profiled shape. Every metric: summary.csv",
     )
-    columns = ["module", "options", *several, "n", metric, "rank", *(["failed"] if failed else []),
+    chosen = arm == "tuned"
+    columns = ["module", "options", *(["chosen"] if chosen else []), *several, "n", metric, "rank", *(["failed"] if failed else []),
                "MACs", "latency", "peak memory", *(["model MACs"] if model else [])]
     for col in columns:
-        table.add_column(col, justify="right" if col not in ("module", "options", *several) else "left")
+        table.add_column(col, justify="right" if col not in ("module", "options", "chosen", *several) else "left")
     for _, r in grp.iterrows():
         n = int(r["n"]) if r["n"] == r["n"] else 0
-        cells = [str(r["module"]), options_label(r["module"], r.get("options")), *(str(r[c]) for c in several), str(n),
+        cells = [str(r["module"]), options_label(r["module"], r.get("options")),
+                 *([tuned_label(r.get("tuned"))] if chosen else []), *(str(r[c]) for c in several), str(n),
                  format_mean_ci(r["mean"], r["ci_half"], n), format_rank(r["rank"], bool(r["tied"])),
                  *([str(int(r["failed"]))] if failed else []), *_costs(r), *([si(r.get("model_macs"))] if model else [])]
         table.add_row(*map(Text, cells))  # Text: a "[...]" in a name or an option is not rich markup

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hambench.cli import console
 
-from hambench.suite import SuiteError, expand, load_suite, resolve_suite_path, shipped_suites
+from hambench.suite import SuiteError, expand, grid_points, load_suite, resolve_suite_path, shipped_suites, smoke
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -77,6 +77,14 @@ def run_show(args: argparse.Namespace) -> int:
         table.add_row(t.trial_id, t.module, yaml.safe_dump(t.options, default_flow_style=True).strip() if t.options else "",
                       t.backbone, t.data, str(t.seed), budget, res)
     out.print(table)
+    if suite.tune is not None:  # the retrain's trials follow from what the search chooses
+        searched = smoke(suite) if args.smoke else suite
+        arms = 2 if searched.tune.compare_defaults else 1  # type: ignore[union-attr]
+        runs = sum(len(p.seeds) for p in grid_points(searched, smoke_run=args.smoke, only=args.only)) * arms
+        after = f"at most {runs} retrain trials"  # fewer where no sample of a module ran the whole budget
+        out.print(f"search: {searched.tune.samples} samples per module, scored on val ({searched.tune.scheduler}); "  # type: ignore[union-attr]
+                  f"then {after} (the chosen configuration{' and the defaults' if arms == 2 else ''} x the grid's seeds), "
+                  f"scored on test")
     if suite.pareto:
         out.print("pareto axes: " + "; ".join(f"{a.y} vs {a.x}" for a in suite.pareto))
     return 0
@@ -134,6 +142,19 @@ grid:                             # one grid, or a list of grids (their union)
 # references: null                # published points: a CSV beside the suite, or a shipped one (references.csv)
 # max_concurrent: null            # trials at a time (null: as many as the resources allow)
 # max_failures: 2                 # retries of a trial after its node or worker died
+# tune:                           # the tuning protocol (docs/suites.md, "Tuning"): the same search for every module,
+#                                 # chosen on the validation split, retrained with the seeds and reported on test
+#   space: {lr: {loguniform: [0.01, 0.5]}}  # shared by every module: budget or task-config fields (weight_decay, ...);
+#                                 # {loguniform|uniform|randint: [low, high]} or {choice: [a, b]}
+#   modules: {}                   # per module, over its own options, e.g. {ham-nmf: {train_steps: {randint: [3, 9]}}}
+#   samples: 8                    # configurations per module, the same for every module
+#   defaults_first: true          # sample 0 is the defaults
+#   scheduler: asha               # asha (one ASHA per module) | fifo (every sample runs the whole budget)
+#   grace: null                   # iterations before ASHA's first cut (null: iters // 4)
+#   reduction: 3                  # ASHA keeps the best 1/reduction of a module's samples at each rung
+#   metric: null                  # what selects, on validation (null: the task's headline, mIoU)
+#   seed: 1000                    # draws the samples; sample i trains with seed 1000 + i (never a grid seed)
+#   compare_defaults: true        # also retrain the defaults with the seeds: default vs tuned
 """
 
 

@@ -70,6 +70,9 @@ class Task:
     section: Literal["budget", "profile"] = "budget"  # the suite section its trials are configured by
     budget_fields: tuple[str, ...] = ()  # the Budget fields config_for applies; a suite setting another fails
     alone_on_device: bool = False  # holds its node's device alone (latency is measured)
+    # Has the tuning protocol's splits: its config_for reads ``trial.split`` ("val": select on the
+    # validation split; "test": the reported figure; "standard": the data set's usual evaluation split).
+    tunable: bool = False
     # What a suite that omits them gets: its `budget:` fields (eval_interval, when not given, is a
     # quarter of iters: hambench.suite) and each grid's `backbones:` / `data:` axes.
     default_budget: Mapping[str, Any] = field(default_factory=dict)

@@ -3,8 +3,9 @@
 The loop is mmengine's ``Runner`` with the paper's recipe (HamNet, Geng et al. 2021, Sec. 4 and
 App. E): SGD with momentum 0.9, weight decay 1e-4, poly learning-rate decay ``(1 - it/max)^0.9``,
 AMP on CUDA, a checkpoint at every evaluation, resume from the latest checkpoint, and mIoU / aAcc
-/ per-class IoU from mmseg's ``IoUMetric`` on the validation split. ``workers > 1`` trains data-
-parallel across Ray Train workers (``hambench.tasks.ddp``).
+/ per-class IoU from mmseg's ``IoUMetric`` on the evaluation split (``eval_split``: the split the
+data set reports on, or the tuning protocol's val or test split, hambench.data.datasets.split_kwargs).
+``workers > 1`` trains data-parallel across Ray Train workers (``hambench.tasks.ddp``).
 
 The CLI (``hambench train seg``) and the suite's trials both call ``train_seg``.
 """
@@ -22,7 +23,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.hooks import Hook
 
-from hambench.data import dataset_spec, prepare_data
+from hambench.data import check_split, dataset_spec, prepare_data, split_kwargs
 from hambench.io import atomic_write_json
 from hambench.models.segmentor import register_all, segmentor_cfg
 from hambench.device import resolve_device
@@ -53,6 +54,7 @@ class SegConfig:
     resume: bool = False
     seed: int = 0
     eval_interval: int = 100  # evaluate and checkpoint every N iterations (and at the end)
+    eval_split: str = "standard"  # standard (whole training split, the reported split) | val | test (tuning: select, report)
     lr: float | None = None  # None: the data set's default (DEFAULT_LR)
     weight_decay: float = 1e-4
     momentum: float = 0.9
@@ -67,6 +69,9 @@ class SegConfig:
     loader_workers: int = 0  # DataLoader processes per worker
     log_interval: int = 25
     plugins: list[str] = field(default_factory=list)  # plugin files (re-loaded in Ray workers)
+
+    def __post_init__(self) -> None:
+        check_split(self.eval_split)  # a ValueError naming the valid splits
 
     def resolved_crop(self) -> tuple[int, int]:
         return tuple(self.crop) if self.crop else DEFAULT_CROP[self.data]  # type: ignore[return-value]
@@ -108,21 +113,25 @@ def _pipelines(data: str, crop: tuple[int, int]) -> tuple[list[dict], list[dict]
     return train, val
 
 
-def _dataset(data: str, root: Path, split: str, pipeline: list[dict]) -> dict:
+def _dataset(data: str, root: Path, split: dict, pipeline: list[dict]) -> dict:
+    """The mmseg dataset config of one split (``split``: its data_prefix, ann_file, indices)."""
     spec = dataset_spec(data)
     return dict(type=spec.dataset_type, data_root=str(root), reduce_zero_label=spec.reduce_zero_label,
-                pipeline=pipeline, **getattr(spec, split), **spec.extra)
+                pipeline=pipeline, **split, **spec.extra)
 
 
 def _dataloaders(cfg: SegConfig, root: Path) -> tuple[dict, dict]:
+    """The training and evaluation loaders; ``cfg.eval_split`` picks both splits (in val and
+    test mode a real set trains on its training split less the held-out val part)."""
     train_pipe, val_pipe = _pipelines(cfg.data, cfg.resolved_crop())
+    train_split, eval_split = split_kwargs(dataset_spec(cfg.data), root, cfg.eval_split)
     persistent = cfg.loader_workers > 0
     train = dict(batch_size=cfg.batch, num_workers=cfg.loader_workers, persistent_workers=persistent,
                  sampler=dict(type="InfiniteSampler", shuffle=True),
-                 dataset=_dataset(cfg.data, root, "train", train_pipe))
+                 dataset=_dataset(cfg.data, root, train_split, train_pipe))
     val = dict(batch_size=1, num_workers=cfg.loader_workers, persistent_workers=persistent,
                sampler=dict(type="DefaultSampler", shuffle=False),
-               dataset=_dataset(cfg.data, root, "val", val_pipe))
+               dataset=_dataset(cfg.data, root, eval_split, val_pipe))
     return train, val
 
 
@@ -329,7 +338,8 @@ if TYPE_CHECKING:
 
 def suite_config(trial: Trial, ctx: TrialContext) -> SegConfig:
     """The trial's SegConfig: its grid point, its budget (an unset crop or lr keeps the data set's
-    default) and its task_options; it resumes from the trial's last checkpoint, if any."""
+    default), its task_options and its split (what it evaluates on, over any task option); it
+    resumes from the trial's last checkpoint, if any."""
     budget = trial.budget
     assert budget is not None
     work_dir = ctx.work_dir()  # local to the node running it
@@ -342,7 +352,7 @@ def suite_config(trial: Trial, ctx: TrialContext) -> SegConfig:
         crop=tuple(budget.crop) if budget.crop else None, work_dir=str(work_dir), resume=state is not None,
         seed=trial.seed, eval_interval=budget.eval_interval, lr=budget.lr, device=ctx.device, workers=1,
         pretrained=trial.pretrained, threads=ctx.threads, plugins=list(ctx.plugins),
-    ) | trial.task_options)
+    ) | trial.task_options | dict(eval_split=trial.split))
 
 
 def suite_data(name: str, request: DataRequest) -> Path:
@@ -389,7 +399,7 @@ def grid_choices() -> dict[str, list[str]]:
 register_task(Task(
     name="seg", order=1,
     metrics=(Metric("mIoU", "max", front=True), Metric("aAcc", "max"), Metric("mAcc", "max", column=False)),
-    budget_fields=("iters", "eval_interval", "batch", "crop", "lr"),
+    budget_fields=("iters", "eval_interval", "batch", "crop", "lr"), tunable=True,
     # The quickstart's CPU budget; crop and lr unset: the data set's (96x96 and 0.1 on synthetic-context).
     default_budget={"iters": 600, "batch": 8},
     grid_defaults={"backbones": ["tiny-d8"], "data": ["synthetic-context"]}, grid_choices=grid_choices,

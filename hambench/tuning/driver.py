@@ -1,11 +1,13 @@
 """The driver (``run_suite``): expand the suite, check the tracker, prepare its data once, start
 Ray (embedded, or join ``--address``), pick how profiling trials hold their node (trainable.py's
-docstring), run a ``Tuner`` (or ``Tuner.restore`` on ``--resume``), write the run directory."""
+docstring), run a ``Tuner`` (or ``Tuner.restore`` on ``--resume``), write the run directory. A
+suite with ``tune:`` runs two Tuners, the search and the retrain (``search.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -22,13 +24,14 @@ from hambench.io import atomic_write_json, atomic_write_text
 from hambench.nodes import alive_nodes, local_versions
 from hambench.registry import load_plugins
 from hambench.suite import (
-    Suite, Trial, expand, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml,
+    Suite, Trial, expand, grid_points, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml,
 )
 from hambench.tasks import DataRequest, get_task
 from hambench.tracking import check_tracker, default_callbacks, tracker_callbacks, tracker_environment
 from hambench.tuning.progress import Progress
 from hambench.tuning.tables import collect_tables, write_parquet, write_summary
-from hambench.tuning.trainable import DEVICE_RESOURCE, PROFILE_CPUS, run_trial, trial_resources
+from hambench.tuning.search import choose, retrain_trials, search_scheduler
+from hambench.tuning.trainable import DEVICE_RESOURCE, PROFILE_CPUS, done_ids, read_done, run_trial, trial_resources
 
 
 class SuiteRunError(RuntimeError):
@@ -156,6 +159,7 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
     ray_tmp = tempfile.mkdtemp(prefix="hb-ray-")  # short: Ray's socket paths must stay < 108 chars
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # snapshot experiment state often (cheap)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, Progress prints instead
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a done record re-reported has no `iter`
     with tracker_environment():  # the trackers' variables as they were, after the run
         try:
             _init_ray(opts, ray_tmp)
@@ -169,22 +173,21 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
                 nodes=alive_nodes(), trials=len(trials), resumed=opts.resume, command=" ".join(sys.argv),
             )
             atomic_write_json(meta_path, meta)
-            done_uri = f"{experiment}/done"
-            progress = Progress(trials, resolved.metrics, done_uri, enabled=opts.progress)
-            callbacks = [progress, *default_callbacks(), *tracker_callbacks(tracker, run_dir, suite.name)]
-            tuner = _tuner(experiment, suite, trials, opts, callbacks, {
-                "plugins": [str(Path(p).resolve()) for p in opts.plugins], "done_uri": done_uri, "data_roots": data_roots,
-                PROFILE_CPUS: whole_node,
+            phase = _Phase(name_or_path, suite, opts, tracker, run_dir, {
+                "plugins": [str(Path(p).resolve()) for p in opts.plugins], "data_roots": data_roots, PROFILE_CPUS: whole_node,
             })
-            progress.show()
-            grid = tuner.fit()
-            unfinished = [r for r in grid if r.error is None and not (r.metrics or {}).get("done")]
-            if unfinished:  # Ctrl-C: Tune stopped and saved its state; the table waits for the rest
-                raise SuiteRunError(
-                    f"interrupted with {len(unfinished)} of {len(trials)} trial(s) unfinished; continue with "
-                    f"`hambench run suite {name_or_path} --resume --out {opts.out}`"
-                )
-            table, prof, hist = collect_tables(resolved, run_dir.name, grid)
+            if resolved.tune is None:
+                grids = [phase.run(experiment, trials)]
+            else:  # the tuning protocol (hambench.tuning.search): search on val, then retrain on test
+                searched = phase.run(f"{experiment}-search", trials, scheduler=search_scheduler(resolved), label="search (val)")
+                points = grid_points(resolved, smoke_run=opts.smoke, only=opts.only, source=source)
+                choices = choose(resolved, points, trials, phase.records)
+                meta["tuning"] = _choices_meta(choices)
+                atomic_write_json(meta_path, meta)
+                retrain = retrain_trials(resolved, choices)
+                meta["trials"] = len(trials) + len(retrain)
+                grids = [searched, phase.run(f"{experiment}-retrain", retrain, label="retrain (test)")]
+            table, prof, hist = collect_tables(resolved, run_dir.name, itertools.chain(*grids), phase.records)
             meta["nodes"] = alive_nodes()
         finally:
             ray.shutdown()
@@ -222,10 +225,48 @@ def _keep_references(suite: Suite, source: str, run_dir: Path) -> Suite:
     return suite.model_copy(update={"references": path.name})
 
 
+def _choices_meta(choices: list[Any]) -> list[dict[str, Any]]:
+    """What the search chose per grid point, for meta.json (the tables have it per row too)."""
+    return [{"module": c.point.module, "options": c.point.options, "backbone": c.point.backbone, "data": c.point.data,
+             "sample": c.sample, "tuned": c.tuned, "val_score": c.score, "completed": c.completed} for c in choices]
+
+
+@dataclass
+class _Phase:
+    """Runs one Tune experiment of the suite (a plain grid, or the tuning protocol's search or
+    retrain) and keeps the done records of the trials it ran (``records``)."""
+
+    name_or_path: str | Path
+    suite: Suite
+    opts: RunOptions
+    tracker: str | None
+    run_dir: Path
+    shared: dict[str, Any]  # config every trial gets (its TrialContext and placement)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial id -> done record
+
+    def run(self, experiment: str, trials: list[Trial], scheduler: Any = None, label: str = "") -> Any:
+        done_uri = f"{experiment}/done"
+        progress = Progress(trials, self.suite.metrics, done_uri, enabled=self.opts.progress, label=label)
+        callbacks = [progress, *default_callbacks(), *tracker_callbacks(self.tracker, self.run_dir, self.suite.name)]
+        tuner = _tuner(experiment, self.suite, trials, self.opts, callbacks, {**self.shared, "done_uri": done_uri}, scheduler)
+        progress.setup()  # count what an earlier start finished: a resumed phase may have nothing left to run
+        progress.show()
+        grid = tuner.fit()
+        finished = done_ids(done_uri)
+        self.records.update({t: r for t in finished if (r := read_done(done_uri, t)) is not None})
+        unfinished = [r for r in grid if r.error is None and r.config["trial"]["trial_id"] not in finished]
+        if unfinished:  # Ctrl-C: Tune stopped and saved its state; the table waits for the rest
+            raise SuiteRunError(
+                f"interrupted with {len(unfinished)} of {len(trials)} trial(s) unfinished; continue with "
+                f"`hambench run suite {self.name_or_path} --resume --out {self.opts.out}`"
+            )
+        return grid
+
+
 def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions, callbacks: list[Any],
-           shared: dict[str, Any]) -> tune.Tuner:
+           shared: dict[str, Any], scheduler: Any = None) -> tune.Tuner:
     """A new Tuner over the trials (``shared``: config every trial gets: its TrialContext and
-    placement), or the interrupted one."""
+    placement; ``scheduler``: the search's, None for FIFO), or the interrupted one."""
     trainable = tune.with_resources(run_trial, trial_resources)
     if opts.resume and tune.Tuner.can_restore(experiment):
         # The interrupted experiment with its trials, config and callbacks, as it started (Ray keeps
@@ -240,6 +281,7 @@ def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions,
             max_concurrent_trials=opts.max_concurrent or suite.max_concurrent,
             reuse_actors=True,  # one process runs trial after trial: no start-up and imports per trial
             trial_dirname_creator=lambda t: t.config["trial"]["trial_id"][:120],
+            scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,

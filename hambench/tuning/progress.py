@@ -19,8 +19,9 @@ class Progress(tune.Callback):
     """Trials done / running / pending / failed, the best value per metric, elapsed and estimated
     remaining time."""
 
-    def __init__(self, trials: list[Trial], metrics: list[str], done_uri: str, enabled: bool = True) -> None:
-        self.metrics, self.done_uri, self.enabled = metrics, done_uri, enabled
+    def __init__(self, trials: list[Trial], metrics: list[str], done_uri: str, enabled: bool = True, label: str = "") -> None:
+        # label: which experiment of the run the line counts (a tuned suite's "search (val)" or "retrain (test)")
+        self.metrics, self.done_uri, self.enabled, self.label = metrics, done_uri, enabled, label
         self.task_of = {t.trial_id: t.task for t in trials}
         self.finished: set[str] = set()  # our trial ids
         self.failed = 0
@@ -92,7 +93,7 @@ class Progress(tune.Callback):
         eta = self.eta()
         best = ", ".join(f"{m} {v:.4g} ({mod})" for m, (v, mod) in self.best.items())
         return (
-            f"[{elapsed:6.0f}s] done {done}/{total} (failed {self.failed}) | running {len(self.running)}"
+            f"[{elapsed:6.0f}s] {self.label + ': ' if self.label else ''}done {done}/{total} (failed {self.failed}) | running {len(self.running)}"
             f" | pending {pending} | eta {'?' if eta is None else f'{eta:.0f}s'}" + (f" | best: {best}" if best else "")
         )
 

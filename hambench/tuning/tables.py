@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from hambench.io import atomic_write
-from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS
+from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS, VAL_PREFIX
 from hambench.stats import summarize
 from hambench.suite import Suite, Trial
 from hambench.tasks import PROFILE, get_task, task_order
@@ -30,7 +30,7 @@ def write_summary(run_dir: Path, results: pd.DataFrame) -> Path:
 
 def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any], error: Any) -> dict[str, Any]:
     status = metrics.get("status")
-    if error is not None or status != "ok":
+    if error is not None or status not in ("ok", "stopped"):  # stopped: cut by the search's scheduler
         status = "failed"
     err = metrics.get("error") or ""
     if error is not None:  # Tune-level failure: the trial's process or node died beyond its retries
@@ -45,12 +45,14 @@ def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any],
         "iters": metrics.get("iters", metrics.get("iter")), "status": status, "error": err,
         "node": metrics.get("node"), "device": metrics.get("device"), "device_name": metrics.get("device_name"),
         "seconds": metrics.get("seconds"), "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
+        "phase": trial.phase, "split": trial.split, "sample": trial.sample, "arm": trial.arm,
+        "tuned": json.dumps(trial.tuned, sort_keys=True, default=str) if trial.tuned else "",
     }
     task = get_task(trial.task)
     for col in COST_COLUMNS:
         row[col] = metrics.get(col)
-    for col in task.columns:
-        row[col] = metrics.get(col)
+    for col in task.columns:  # a search sample's score selects, it is not a figure: val_<metric>
+        row[VAL_PREFIX + col if trial.phase == "search" else col] = metrics.get(col)
     if task.trains:  # the trained model's own cost, measured in the trial
         for col in MODEL_COST_COLUMNS:
             row[col] = metrics.get(col)
@@ -83,12 +85,17 @@ _TUNE_COLUMNS = {
 }
 
 
-def collect_tables(suite: Suite, run_id: str, results: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """results, profile and history tables from a Tune ``ResultGrid``; each trial appears once."""
+def collect_tables(suite: Suite, run_id: str, results: Any, records: dict[str, dict[str, Any]] | None = None,
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """results, profile and history tables from Tune results (one ``ResultGrid`` or several
+    chained); each trial appears once. ``records``: done records by trial id, read for a trial
+    whose last Tune result is not its final one (a search sample its scheduler stopped)."""
     rows, profile, history = {}, [], []
     for result in results:
         trial = Trial.model_validate(result.config["trial"])
         metrics = result.metrics or {}
+        if not metrics.get("done") and trial.trial_id in (records or {}):
+            metrics = records[trial.trial_id]  # type: ignore[index]
         rows[trial.trial_id] = _trial_row(suite, run_id, trial, metrics, result.error)
         profile.extend(_profile_rows(trial, metrics))  # a profiling trial's rows; none for the others
         history.append(_history_rows(trial, result.metrics_dataframe))
@@ -104,6 +111,8 @@ def collect_tables(suite: Suite, run_id: str, results: Any) -> tuple[pd.DataFram
             if key in cost.index:
                 for col in COST_COLUMNS:
                     table.at[i, col] = cost.at[key, col]
+    if "sample" in table:  # a sample index, empty outside the search (not a float)
+        table["sample"] = pd.array(table["sample"], dtype="Int64")
     table = table.sort_values(["task", "trial_id"], key=lambda s: s.map(task_order) if s.name == "task" else s)
     hist = pd.concat([h for h in history if not h.empty], ignore_index=True) if any(not h.empty for h in history) else pd.DataFrame(columns=["trial_id", "iter"])
     return table.reset_index(drop=True), prof, hist
