@@ -352,6 +352,12 @@ def options_label(module: str, options: object) -> str:
     return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in shown.items()) or "defaults"
 
 
+# A tuned suite's arms (hambench.tuning.search), in the order shown, each ranked on its own ("":
+# a plain grid), and what a table's title says of each.
+ARMS = ("tuned", "default", "")
+ARM_TITLES = {"tuned": ", chosen on validation, scored on test", "default": ", defaults, scored on test", "": ""}
+
+
 def tuned_label(tuned: object) -> str:
     """The values a search set (the ``tuned`` JSON), as ``lr=0.0734 weight_decay=0.000213``
     (three significant digits); ``-`` when there are none."""

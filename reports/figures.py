@@ -26,7 +26,8 @@ from hambench.axes import DEFAULT_MODULE_AXES, MODEL_COSTS, MODULE_COSTS, REFERE
 from hambench.reports.pareto import front_order, pareto_mask
 from hambench.reports.runs import normalise_results
 from hambench.scaling import LATENCY_FLOOR_MS, fit_sweep
-from hambench.stats import CONFIG_KEYS, format_mean_ci, group_configurations, per_configuration, sense
+from hambench.schema import reported_rows
+from hambench.stats import CONFIG_KEYS, format_mean_ci, group_configurations, per_configuration, sense, tuned_label
 from hambench.tasks import accuracy_columns, default_fronts
 
 # The accuracy metrics (every task's, shown in the hover, each a possible front) and which way is
@@ -83,7 +84,7 @@ def aggregate_seeds(results: pd.DataFrame) -> pd.DataFrame:
     ``hambench.stats.per_configuration`` (the numbers of summary.csv); for each cost its mean; and
     ``n_seeds``, ``seeds``, ``trials``, ``device_name``, ``node``, ``runs``.
     """
-    results = normalise_results(results)
+    results = normalise_results(reported_rows(results))  # a tuning search's val scores are no figure
     ok = with_macs(results[results["status"] == "ok"])
     if ok.empty:
         return ok.assign(n_seeds=[], trials=[])
@@ -115,10 +116,18 @@ def _metric_hover(row: pd.Series, m: str) -> str:
     return head + (f"<br>{esc(m)} by seed: {seeds}" if seeds else "")
 
 
+def point_name(row: pd.Series) -> str:
+    """A point's module, with its arm where a tuned suite has two (``ham-nmf (defaults)``)."""
+    arm = row.get("arm")
+    return f"{row['module']} (defaults)" if isinstance(arm, str) and arm == "default" else str(row["module"])
+
+
 def _hover(row: pd.Series, on_front: bool | None) -> str:
     """The full trial configuration and every metric, escaped, as Plotly hover text."""
+    arm = row.get("arm")
+    tuned = f" · {esc(arm)} arm: {esc(tuned_label(row.get('tuned')))}" if isinstance(arm, str) and arm else ""
     lines = [
-        f"<b>{esc(row['module'])}</b> ({esc(row['family'])})",
+        f"<b>{esc(row['module'])}</b> ({esc(row['family'])}){tuned}",
         f"backbone {esc(row['backbone'])}" + (f" · head {esc(row['head'])}" if row.get("head") else "")
         + f" · data {esc(row['data'])} · iters {esc(row['iters'])}",
         f"options {esc(row['options'])}",
@@ -279,7 +288,7 @@ def pareto_figure(points: pd.DataFrame, metric: str, cost: str, cost_title: str,
                 marker=dict(color=color, symbol=symbols[backbone], size=11 if front else 9,
                             opacity=1.0 if front else 0.35, line=dict(width=1, color="white")),
                 error_y=error_y,
-                text=[esc(m) for m in sub["module"]] if front else None,
+                text=[esc(point_name(r)) for _, r in sub.iterrows()] if front else None,
                 textposition=list(label_side[sub.index]) if front else None, textfont=dict(size=10, color="#333"),
                 cliponaxis=False,
                 hovertext=[_hover(r, front) for _, r in sub.iterrows()],

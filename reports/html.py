@@ -24,7 +24,7 @@ from hambench.io import atomic_write_text
 from hambench.reports.figures import build_figures, si, with_macs
 from hambench.reports.runs import Runs, load_runs, run_axes, run_references
 from hambench.reports.samples import samples_section
-from hambench.stats import format_mean_ci, format_rank, options_label, summarize
+from hambench.stats import ARM_TITLES, format_mean_ci, format_rank, options_label, summarize, tuned_label
 
 # A short modebar (save, zoom, pan, reset) so it does not cover the titles of narrow plots.
 PLOT_CONFIG = {
@@ -130,12 +130,12 @@ def _ranking_cost_columns(rows: pd.DataFrame) -> list[tuple[str, str, str]]:
     return out
 
 
-def _ranking_table(rows: pd.DataFrame) -> str:
+def _ranking_table(rows: pd.DataFrame, chosen: bool = False) -> str:
     metric = str(rows["metric"].iloc[0])
     several = [c for c in ("backbone", "head") if c in rows and rows[c].astype(str).nunique() > 1]
     costs = _ranking_cost_columns(rows)
     failed = pd.to_numeric(rows["failed"], errors="coerce").fillna(0).sum() > 0
-    columns = ["module", "family", *several, "options", "n", f"{metric} (mean ± 95% CI)", "rank",
+    columns = ["module", "family", *several, "options", *(["chosen"] if chosen else []), "n", f"{metric} (mean ± 95% CI)", "rank",
                *(["failed"] if failed else []), *(header for _, header, _ in costs)]
     body = []
     for _, r in rows.iterrows():
@@ -146,6 +146,7 @@ def _ranking_table(rows: pd.DataFrame) -> str:
         body.append([
             (e(r["module"]), None), (e(r["family"]), None), *((e(r[c]), None) for c in several),
             (f"<span title='{e(r['options'])}'>{e(options_label(str(r['module']), r['options']))}</span>", None),
+            *([(e(tuned_label(r.get("tuned"))), None)] if chosen else []),
             (e(n), n), (mean, _num(r["mean"])),
             (e(format_rank(r["rank"], bool(r["tied"]))), _num(r["rank"])),
             *([(e(int(r["failed"])), int(r["failed"]))] if failed else []),
@@ -165,10 +166,11 @@ def ranking_section(runs: Runs) -> str:
         out.append("<p class='muted'>No accuracy metric in these runs: nothing to rank (module costs below).</p>")
         return "\n".join(out + ["</section>"])
     out.append(f"<p class='muted'>{RANKING_RULE}</p>")
-    for (task, data, metric), grp in rows.groupby(["task", "data", "metric"], sort=False, dropna=False):
+    rows = rows.assign(arm=rows["arm"].astype("string").fillna("") if "arm" in rows else "")
+    for (task, data, arm, metric), grp in rows.groupby(["task", "data", "arm", "metric"], sort=False, dropna=False):
         better = "higher" if grp["sense"].iloc[0] == "max" else "lower"
-        out.append(f"<h3>{e(task)} on {e(data)}: {e(metric)} ({better} is better)</h3>")
-        out.append(_ranking_table(grp))
+        out.append(f"<h3>{e(task)} on {e(data)}{ARM_TITLES.get(str(arm), '')}: {e(metric)} ({better} is better)</h3>")
+        out.append(_ranking_table(grp, chosen=arm == "tuned"))
     return "\n".join(out + ["</section>"])
 
 
@@ -349,9 +351,11 @@ def runs_section(runs: Runs) -> str:
         if text:
             out.append(f"<details><summary>suite.yaml</summary><pre>{e(text)}</pre></details>")
     res = runs.results
-    n_ok, n_failed = int((res["status"] == "ok").sum()), int((res["status"] != "ok").sum())
-    out.append(f"<p>{len(res)} trials: {n_ok} ok, {n_failed} failed.</p>")
-    failed = res[res["status"] != "ok"]
+    # A tuning search's sample that ASHA stopped early ("stopped") ended by design: not a failure.
+    n_ok, n_stopped = int((res["status"] == "ok").sum()), int((res["status"] == "stopped").sum())
+    failed = res[~res["status"].isin(["ok", "stopped"])]
+    stopped = f", {n_stopped} search samples stopped early" if n_stopped else ""
+    out.append(f"<p>{len(res)} trials: {n_ok} ok{stopped}, {len(failed)} failed.</p>")
     if not failed.empty:
         out.append("<h3>Failed trials</h3>")
         cols = ["trial", "task", "module", "backbone", "data", "seed", "options", "node", "error"]
@@ -369,6 +373,8 @@ def runs_section(runs: Runs) -> str:
 
 def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFrame, *,
                 reference_names: Iterable[str] = ("references.csv",), axis_notes: Iterable[str] = ()) -> str:
+    from hambench.reports.tuning import tuning_section  # here: it imports this module's helpers
+
     suites = ", ".join(dict.fromkeys(str(m.get("suite")) for m in runs.meta))
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     run_list = ", ".join(f"{m.get('suite')}/{m.get('run_id')}" for m in runs.meta)
@@ -381,6 +387,7 @@ def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFr
 <p class="muted">{len(runs.meta)} run(s): {e(run_list)} · generated {e(generated)} ·
 plotly {e(plotly.__version__)}</p>
 {ranking_section(runs)}
+{tuning_section(runs)}
 {samples_section(runs.results, runs.meta, summarize(runs.results))}
 {pareto_section(figures, axis_notes)}
 {module_section(figures)}

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from hambench.schema import reported_rows
 from hambench.stats import config_keys, format_mean_ci, group_configurations, options_label
 
 SAMPLES_FILE = "samples.png"
@@ -89,6 +90,7 @@ def find_sample_grids(results: pd.DataFrame, metas: list[dict[str, Any]]) -> lis
     a readable ``samples.png``. Configurations are hambench.stats' (everything but the seed)."""
     if results.empty or "task" not in results:
         return []
+    results = reported_rows(results)  # a tuning search's samples are not configurations of the report
     gan = results[(results["task"] == "gan") & (results["status"] == "ok")]
     if gan.empty:
         return []
@@ -125,6 +127,7 @@ def _scores(summary: pd.DataFrame, grid: SampleGrid) -> str:
 def samples_section(results: pd.DataFrame, metas: list[dict[str, Any]], summary: pd.DataFrame) -> str:
     """The report's "Samples" section: per GAN configuration its grid beside its scores ('' when the
     runs have no GAN trial; a line saying so when no grid file is reachable)."""
+    results = reported_rows(results)
     if results.empty or not (results["task"] == "gan").any():
         return ""
     grids = find_sample_grids(results, metas)

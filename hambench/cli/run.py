@@ -75,6 +75,8 @@ def print_summary(summary: pd.DataFrame) -> None:
     from hambench.cli import console
     from hambench.tasks import task_metrics
 
+    from hambench.stats import ARM_TITLES, ARMS
+
     out = console()
     summary = summary.assign(arm=summary["arm"].astype("string").fillna("") if "arm" in summary else "")
     for (task, data), by_data in summary.groupby(["task", "data"], sort=True, dropna=False):
@@ -90,9 +92,6 @@ def print_summary(summary: pd.DataFrame) -> None:
                 out.print(_accuracy_table(str(task), str(data), table, str(arm)))
 
 
-ARMS = ["tuned", "default", ""]  # a tuned suite's arms, in the order printed ("": a plain grid)
-ARM_TITLES = {"tuned": ", chosen on validation, scored on test", "default": ", defaults, scored on test", "": ""}
-
 
 def _costs(row: pd.Series) -> list[str]:
     from hambench.reports.figures import si  # the report's units, so the two read the same
@@ -107,7 +106,7 @@ def _accuracy_table(task: str, data: str, grp: pd.DataFrame, arm: str = "") -> T
     from rich.text import Text
 
     from hambench.reports.figures import si
-    from hambench.stats import format_mean_ci, format_rank, options_label, tuned_label
+    from hambench.stats import ARM_TITLES, format_mean_ci, format_rank, options_label, tuned_label
 
     metric = str(grp["metric"].iloc[0])
     better = "higher" if grp["sense"].iloc[0] == "max" else "lower"
