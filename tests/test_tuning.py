@@ -266,3 +266,24 @@ def test_when_the_defaults_are_chosen_one_set_of_runs_is_both_arms() -> None:
     head = summary[summary["metric"] == "mIoU"]
     assert sorted(zip(head["module"], head["arm"])) == [("ham-nmf", "default"), ("ham-nmf", "tuned"), ("none", "default"), ("none", "tuned")]
     assert head["mean"].eq(60.5).all() and head["n"].eq(2).all()
+
+
+@pytest.mark.slow
+def test_the_shipped_tuned_suite_smoke_runs_asha_and_reports_the_tuning(tmp_path: Path) -> None:
+    from hambench.cli.main import main
+
+    out = tmp_path / "runs"
+    assert main(["run", "suite", "synthetic-tuned", "--smoke", "--only", "ham-nmf", "none", "--run-id", "r1",
+                 "--out", str(out), "--num-cpus", "2"]) == 0
+    run_dir = out / "synthetic-tuned" / "r1"
+    results = pd.read_parquet(run_dir / "results.parquet")
+    search = results[results["phase"] == "search"]
+    assert search.groupby("module").size().to_dict() == {"ham-nmf": 2, "none": 2}  # equal samples
+    # one ASHA per module: a sample ran the whole budget, or was stopped at the rung (the first evaluation)
+    assert set(search["status"]) <= {"ok", "stopped"} and set(search["iters"]) <= {2, 4}
+    assert (search["iters"] == 2).eq(search["status"] == "stopped").all()  # a stopped sample stopped at the rung
+    assert (search.groupby("module")["status"].apply(lambda s: (s == "ok").sum()) >= 1).all()
+    retrain = results[results["phase"] == "retrain"]
+    assert set(retrain["split"]) == {"test"} and set(retrain["seed"]) == {0, 1}
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert '<section id="tuning">' in page and "chosen on validation" in page

@@ -162,7 +162,8 @@ class PointScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         action = self._of(trial).on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP:
-            record = {k: v for k, v in result.items() if k not in _TUNE_KEYS and isinstance(v, (int, float, str, bool, type(None)))}
+            record = {k: v for k, v in result.items() if k not in _TUNE_KEYS and not k.startswith("config/")
+                      and isinstance(v, (int, float, str, bool, type(None)))}
             record.update(status="stopped", error="", done=True, iters=result.get(TIME_ATTR),
                           seconds=result.get("time_total_s"), ended_at=time.time())
             write_done(trial.config["done_uri"], trial.config["trial"]["trial_id"], record)

@@ -88,13 +88,13 @@ _TUNE_COLUMNS = {
 def collect_tables(suite: Suite, run_id: str, results: Any, records: dict[str, dict[str, Any]] | None = None,
                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """results, profile and history tables from Tune results (one ``ResultGrid`` or several
-    chained); each trial appears once. ``records``: done records by trial id, read for a trial
-    whose last Tune result is not its final one (a search sample its scheduler stopped)."""
+    chained); each trial appears once. ``records``: done records by trial id, read instead of a
+    trial's last Tune result (for a search sample its scheduler stopped, that is a mere step)."""
     rows, profile, history = {}, [], []
     for result in results:
         trial = Trial.model_validate(result.config["trial"])
         metrics = result.metrics or {}
-        if not metrics.get("done") and trial.trial_id in (records or {}):
+        if trial.trial_id in (records or {}):  # its own final record: Tune's last result of a stopped trial is a step
             metrics = records[trial.trial_id]  # type: ignore[index]
         rows[trial.trial_id] = _trial_row(suite, run_id, trial, metrics, result.error)
         profile.extend(_profile_rows(trial, metrics))  # a profiling trial's rows; none for the others
