@@ -1,5 +1,5 @@
 """Does ``synthetic-context`` rank modules rather than seeds? Train each module for each seed at the
-quickstart budget (600 iterations, batch 8, one CPU thread per run, ``--jobs`` runs at a time),
+quickstart budget (1200 iterations, batch 4, one CPU thread per run, ``--jobs`` runs at a time),
 print module, seed, mIoU, seconds and the per-group IoU, then per module n, mean ± std (the
 seed-to-seed spread: the task's bar is std <= 2.0), the 95% interval and the gap over ``none``.
 
@@ -58,8 +58,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modules", nargs="+", default=QUICKSTART)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--iters", type=int, default=600)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--iters", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=None, help="default: the data set's (hambench.tasks.seg.DEFAULT_LR)")
     p.add_argument("--backbone", default="tiny-d8")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")

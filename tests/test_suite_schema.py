@@ -239,7 +239,7 @@ def test_unknown_module_lists_the_valid_ones(tmp_path: Path) -> None:
 def test_a_two_line_suite_takes_its_tasks_defaults(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path, "name: two\ngrid: {modules: [ham-nmf, none]}\n"))
     assert suite.task == "seg" and suite.description == "" and suite.profile is None
-    assert suite.budget == Budget(iters=600, eval_interval=600 // EVAL_FRACTION, batch=8)
+    assert suite.budget == Budget(iters=1200, eval_interval=1200 // EVAL_FRACTION, batch=4)
     assert [(t.module, t.backbone, t.data, t.seed) for t in expand(suite)] == [
         ("ham-nmf", "tiny-d8", "synthetic-context", 0), ("none", "tiny-d8", "synthetic-context", 0)]
     gan = load_suite(write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none]}\nbudget: {iters: 40}\n"))

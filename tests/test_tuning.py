@@ -287,3 +287,22 @@ def test_the_shipped_tuned_suite_smoke_runs_asha_and_reports_the_tuning(tmp_path
     assert set(retrain["split"]) == {"test"} and set(retrain["seed"]) == {0, 1}
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     assert '<section id="tuning">' in page and "chosen on validation" in page
+
+
+def test_a_stopped_sample_is_tabled_from_its_record_not_from_tunes_last_step() -> None:
+    from hambench.tuning.tables import collect_tables
+
+    suite = tuned()
+    trial = search_trials(suite, grid_points(suite))[2]
+    # Tune's last result of a trial its scheduler stopped: a training step, which Tune marks done
+    step = {"iter": 10, "mIoU": 41.0, "aAcc": 90.0, "status": "running", "done": True}
+    result = SimpleNamespace(config={"trial": trial.model_dump(mode="json")}, metrics=step, error=None,
+                             metrics_dataframe=pd.DataFrame([step]))
+    record = {**step, "status": "stopped", "iters": 10, "error": ""}
+    table, _, history = collect_tables(suite, "r1", [result], {trial.trial_id: record})
+    row = table.iloc[0]
+    assert row["status"] == "stopped" and row["iters"] == 10 and row["phase"] == "search" and row["split"] == "val"
+    assert row["val_mIoU"] == 41.0 and pd.isna(row.get("mIoU")) and row["sample"] == trial.sample
+    assert json.loads(row["tuned"]) == trial.tuned
+    table, _, _ = collect_tables(suite, "r1", [result])  # without its record: a step is not an end
+    assert table.iloc[0]["status"] == "failed"

@@ -122,9 +122,9 @@ grid:                             # one grid, or a list of grids (their union)
   # task_options: {}              # more fields of the task's config, e.g. {aux_head: false}
   # pretrained: null              # a local backbone checkpoint; nothing is downloaded
 # budget:                         # what each training trial runs; these are seg's defaults (gan: iters 600, batch 16)
-#   iters: 600                    # training iterations
-#   eval_interval: 150            # evaluate and checkpoint every N iterations, and at the end (default: iters // 4)
-#   batch: 8                      # images per step
+#   iters: 1200                   # training iterations
+#   eval_interval: 300            # evaluate and checkpoint every N iterations, and at the end (default: iters // 4)
+#   batch: 4                      # images per step
 #   crop: null                    # seg: training crop [H, W]; null: the data set's, 96x96 on synthetic-context (gan: res, 32 pixels)
 #   lr: null                      # null: the task's learning rate for the data set (0.1 on synthetic-context)
 # resources: {cpu: 1, gpu: 0}     # what each training trial holds; fractions share a GPU (gpu: 0.5)

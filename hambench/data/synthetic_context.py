@@ -8,8 +8,8 @@ and every key pixel, is labelled with the **group** named by the key's colour. C
 
 Two groups, not more: with three, a context module often learnt to route one key colour and left
 the other two confused, depending on the seed (mIoU 54 to 84 for ham-nmf at rank 8 over three
-seeds); with two, routing one colour is routing both. Some modules still fail to learn the rule on
-some seeds (docs/results.md has the 5-seed table): read intervals over seeds, never one seed.
+seeds); with two, routing one colour is routing both. A module can still fail to learn the rule on
+a seed (docs/results.md has the 5-seed table): read intervals over seeds, never one seed.
 
 All objects look the same in every image, so an object's own pixels and its neighbourhood say
 nothing about its group: the group is decided by the key, a small region placed at least

@@ -7,7 +7,9 @@ trial, ``tables.py``), ``summary.csv`` (n, mean, 95 % interval and rank per conf
 ``hambench.stats.summarize``), ``profile.parquet``, ``history.parquet``, ``suite.yaml``,
 ``meta.json`` and ``report.html``. ``trainable.py`` is what runs inside a trial (its task, from
 ``hambench.tasks``, with a ``TrialContext``), ``progress.py`` the line the driver prints,
-``api.py`` the Python entry point (``hambench.run_suite``: the run's tables as DataFrames).
+``api.py`` the Python entry point (``hambench.run_suite``: the run's tables as DataFrames), and
+``search.py`` the tuning protocol of a suite with ``tune:`` (the same search for every module,
+selection on validation, the retrain scored on test).
 """
 
 from hambench.tuning.driver import RunOptions, SuiteRunError, profile_cpus, run_suite
