@@ -308,7 +308,7 @@ def test_cli_show_a_suite_without_crop_or_res(tmp_path: Path, capsys: pytest.Cap
     path = write(tmp_path, "name: two\ngrid: {modules: [ham-nmf, none]}\n")
     assert main(["suites", "show", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "2 trials" in out and "600 it, batch 8" in out and "crop" not in out
+    assert "2 trials" in out and "1200 it, batch 4" in out and "crop" not in out
     assert main(["suites", "show", str(path), "--smoke"]) == 0
     assert "4 it, batch 2, crop 64x64" in capsys.readouterr().out
 
