@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
@@ -20,29 +19,7 @@ from hambench.reports.samples import COPIES_DIR, PNG_SIGNATURE, find_sample_grid
 from hambench.reports.tuning import best_so_far_figure, sensitivity_figure, tuning_points, tuning_section
 from hambench.schema import VAL_PREFIX, by_arm, result_columns
 from hambench.stats import format_mean_ci, interval
-
-
-class TableCells(HTMLParser):
-    """The text of every row of the tables in a piece of HTML: [[cell, ...], ...]."""
-
-    def __init__(self):
-        super().__init__()
-        self.rows, self.cell = [], None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "tr":
-            self.rows.append([])
-        elif tag in ("td", "th"):
-            self.cell = ""
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self.cell is not None:
-            self.rows[-1].append(" ".join(self.cell.split()))
-            self.cell = None
-
-    def handle_data(self, data):
-        if self.cell is not None:
-            self.cell += data
+from test_report import TableCells  # the one parser of a report's tables
 
 
 def table_of(html: str) -> list[dict[str, str]]:
