@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
+from hambench.schema import by_arm
 from hambench.suite import SuiteError, expand, grid_points, load_suite, parse_suite, smoke
 from hambench.tuning.search import (
     PointScheduler, choose, default_values, draw_samples, retrain_trials, search_scheduler, search_trials,
@@ -228,13 +229,15 @@ def test_a_tuned_suite_runs_searches_retrains_and_resumes(tmp_path: Path) -> Non
     assert search["split"].eq("val").all() and search["mIoU"].isna().all() and search["val_mIoU"].notna().all()
     retrain = results[results["phase"] == "retrain"]
     assert retrain["split"].eq("test").all() and retrain["mIoU"].notna().all()
-    assert retrain.groupby(["module", "arm"])["seed"].apply(sorted).to_dict() == {
+    assert retrain["trial_id"].is_unique and len(retrain) <= 2 * 2 * 2  # arm "both": the defaults chosen, run once
+    assert by_arm(retrain).groupby(["module", "arm"])["seed"].apply(sorted).to_dict() == {
         (m, a): [0, 1] for m in ("ham-nmf", "none") for a in ("default", "tuned")}
     meta = json.loads((run_dir / "meta.json").read_text())
     for choice in meta["tuning"]:  # the chosen sample: the best completed val score of its module
         mine = search[search["module"] == choice["module"]]
         assert choice["val_score"] == mine["val_mIoU"].max()
-        chosen = retrain[(retrain["module"] == choice["module"]) & (retrain["arm"] == "tuned")]
+        chosen = by_arm(retrain)
+        chosen = chosen[(chosen["module"] == choice["module"]) & (chosen["arm"] == "tuned")]
         assert chosen["tuned"].map(json.loads).eq(choice["tuned"]).all() and chosen["sample"].eq(choice["sample"]).all()
     summary = pd.read_csv(run_dir / "summary.csv")
     head = summary[summary["metric"] == "mIoU"]
