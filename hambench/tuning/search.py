@@ -21,6 +21,7 @@ A suite with a ``tune:`` section (``hambench.suite.TuneSpec``) runs in two phase
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import zlib
@@ -91,8 +92,6 @@ def default_values(suite: Suite, point: Point) -> dict[str, Any]:
     config's default, and the module's options as built (None: the task decides at run time, e.g.
     seg's learning rate per data set)."""
     assert suite.tune is not None and suite.budget is not None
-    import dataclasses
-
     task = get_task(suite.task)
     config = {f.name: f.default for f in dataclasses.fields(task.config) if f.default is not dataclasses.MISSING} if task.config else {}
     values: dict[str, Any] = {}
