@@ -6,6 +6,8 @@ training iteration, then per module the curve averaged over the seeds and a *set
     python benchmarks/gan_budget.py                                   # none, seeds 100-101, gan-synthetic's budget
     python benchmarks/gan_budget.py --iters 800 --eval-interval 50 --ch 8 --lr-g 2e-4 --lr-d 4e-4
     python benchmarks/gan_budget.py --modules ham-nmf nonlocal none --seeds 100 101 102 --set ema=true
+    python benchmarks/gan_budget.py --iters 3000 --eval-interval 150 --cuts 1500 2100   # where would it settle?
+    python benchmarks/gan_budget.py --references        # the metrics' scale: real, blurred, unpaired, noise
 
 ``--set KEY=VALUE`` sets any other GanConfig field (a value is read as YAML: ``true``, ``0.95``).
 
@@ -68,6 +70,31 @@ def last_quarter_fit(iters: list[int], values: list[float]) -> tuple[float, floa
     return float(change), (abs(change) / spread if spread > 0 else 0.0), float(fit.pvalue)
 
 
+def reference_points(res: int, n: int) -> list[tuple[str, float, float]]:
+    """(name, fid_surrogate, symmetry_error) of image sets whose quality is known, scored as a
+    generator's samples are (the Evaluator's real statistics): the scale to read a curve against."""
+    import torch
+    import torch.nn.functional as F
+
+    from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
+    from hambench.tasks.gan import Evaluator, GanConfig
+
+    cfg = GanConfig(res=res, eval_samples=n, device="cpu")
+    evaluator = Evaluator(SyntheticShapes(res=res), cfg, len(SyntheticShapes.classes))
+    other = torch.stack([SyntheticShapes(n, res, seed=1)[i][0] for i in range(n)])  # disjoint real images
+    blurred = F.avg_pool2d(other.float(), 3, stride=1, padding=1, count_include_pad=False).round().to(torch.uint8)
+    unpaired = other.clone()  # each left half beside another image's right half: twins that disagree
+    unpaired[..., res // 2:] = other.roll(1, dims=0)[..., res // 2:]
+    noise = torch.randint(0, 256, other.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = []
+    for name, images in [("real (other images)", other), ("real, blurred 3x3", blurred),
+                         ("real halves, unpaired", unpaired), ("uniform noise", noise)]:
+        evaluator.fid.reset()
+        evaluator.fid.update(images, real=False)
+        out.append((name, evaluator.fid.compute().item(), symmetry_error(images)))
+    return out
+
+
 def parse_set(items: list[str], parser: argparse.ArgumentParser) -> dict:
     from hambench.tasks.gan import GanConfig
 
@@ -97,9 +124,19 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="any other GanConfig field")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--tolerance", type=float, default=0.10)
+    p.add_argument("--cuts", nargs="*", type=int, default=[],
+                   help="also judge the curves cut at these iterations (as if the schedule ended there)")
     p.add_argument("--work-dir", default="work_dirs/gan_budget")
     p.add_argument("--json", dest="json_out", help="also write every run's curve to this file")
+    p.add_argument("--references", action="store_true",
+                   help="only print the metrics of known image sets (real, blurred, unpaired halves, noise)")
     args = p.parse_args()
+    if args.references:
+        n = args.eval_samples or 500
+        print(f"{'images':<24} {'fid_surrogate':>14} {'symmetry_error':>15}   ({n} images, {args.res or 32}x{args.res or 32})")
+        for name, fid, sym in reference_points(args.res or 32, n):
+            print(f"{name:<24} {fid:>14.3f} {sym:>15.4f}")
+        return
 
     from hambench.suite import resolve_suite_path
 
@@ -139,11 +176,14 @@ def main() -> None:
         means = {m: [float(np.mean([r["history"][i][m] for r in mine])) for i in range(len(iters))] for m in METRICS}
         for i, it in enumerate(iters):
             print(f"{it:>6} " + " ".join(f"{means[m][i]:>15.4f}" for m in METRICS))
-        for m in METRICS:
-            change, rel, pvalue = last_quarter_fit(iters, means[m])
-            verdict = "settled" if rel < args.tolerance else "NOT settled"
-            print(f"  {m}: change over the last quarter {change:+.4f} = {rel:.0%} of its range "
-                  f"(slope p = {pvalue:.2f}): {verdict}")
+        for cut in sorted(set(args.cuts) | {iters[-1]}):
+            keep = [i for i, it in enumerate(iters) if it <= cut]
+            print(f"  cut at {cut}:")
+            for m in METRICS:
+                change, rel, pvalue = last_quarter_fit([iters[i] for i in keep], [means[m][i] for i in keep])
+                verdict = "settled" if rel < args.tolerance else "NOT settled"
+                print(f"    {m}: change over the last quarter {change:+.4f} = {rel:.0%} of its range "
+                      f"(slope p = {pvalue:.2f}): {verdict}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"schedule": shown, "runs": runs}, indent=1))
 

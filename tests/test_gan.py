@@ -30,6 +30,7 @@ from hambench.tasks.gan import (
     SurrogateFeatures,
     build_dataset,
     check_inception_weights,
+    refresh_spectral_norms,
     train_gan,
 )
 from hambench.tasks.gan_models import (
@@ -147,6 +148,10 @@ def test_synthetic_shapes_are_mirror_symmetric_and_noise_is_not() -> None:
     assert real.float().std() > 20  # not a blank image, which would be trivially symmetric
     noise = torch.randint(0, 256, real.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     assert symmetry_error(noise) == pytest.approx(1 / 3, abs=0.01)
+    # Real left halves beside other images' right halves: the twins no longer agree.
+    swapped = real.clone()
+    swapped[..., 32:] = real.roll(1, dims=0)[..., 32:]
+    assert 0.12 < symmetry_error(swapped) < 0.25
     with pytest.raises(ValueError, match="uint8"):
         symmetry_error(real.float())
 
@@ -297,6 +302,69 @@ def test_resume_after_interruption_continues_from_the_checkpoint(tmp_path: Path,
         for name, value in ref_ckpt[key].items():
             torch.testing.assert_close(ckpt[key][name], value, msg=f"{key}.{name} differs after resume")
     assert final["fid_surrogate"] == pytest.approx(reference["fid_surrogate"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", module_names())
+def test_every_module_gives_the_same_output_in_either_layout(name: str) -> None:
+    """The GAN trains channels-last: each registered module must compute the same function on an
+    NHWC tensor as on an NCHW one. Weights are redrawn first, so no module is the identity its
+    zero-initialised output layer makes it at the start."""
+    gen = torch.Generator().manual_seed(0)
+    module = build_module(name, 32).eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    x = torch.randn(2, 32, 12, 12, generator=gen)
+    torch.manual_seed(1)  # modules that draw random numbers (NMF's bases) draw the same ones
+    nchw = module(x)
+    torch.manual_seed(1)
+    nhwc = module(x.contiguous(memory_format=torch.channels_last))
+    assert nhwc.shape == x.shape
+    if name != "none":
+        assert (nchw - x).abs().mean() > 1e-3  # a function of the input, not the identity
+    assert (nchw - nhwc).abs().mean() <= 1e-4 * nchw.abs().mean(), name
+
+
+def test_the_ema_generator_keeps_unit_spectral_norms() -> None:
+    """An EMA averages the power method's u, v with the weights; without re-estimating them the
+    averaged generator's layers come out with norms above 1 (1.06-1.37 here), compounding over
+    the layers. After refresh_spectral_norms every layer's largest singular value is 1."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    torch.manual_seed(0)
+    G = Generator(32, 6, ch=4).train()
+    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    opt = torch.optim.Adam(G.parameters(), 1e-2)
+    for _ in range(20):  # weights that move a lot, as early in training
+        G(torch.randn(4, 128), torch.randint(6, (4,))).mean().backward()
+        opt.step()
+        opt.zero_grad()
+        ema.update_parameters(G)
+
+    def norms() -> list[float]:
+        ema.module.eval()
+        layers = [m for m in ema.module.modules() if parametrize.is_parametrized(m, "weight") and m.weight.ndim > 1]
+        return [torch.linalg.matrix_norm(m.weight.detach().flatten(1), 2).item() for m in layers]
+
+    assert max(norms()) > 1.02  # the failure this guards against
+    refresh_spectral_norms(ema.module)
+    assert norms() == pytest.approx([1.0] * len(norms()), abs=1e-3)
+
+
+def test_channels_last_and_contiguous_runs_agree(tmp_path: Path) -> None:
+    """The layout changes the speed, not the training: one iteration in NCHW computes the losses
+    NHWC computes, and its Adam step (at most lr per weight) lands within float noise of it."""
+    runs = {}
+    for name, layout in (("nhwc", True), ("nchw", False)):
+        cfg = tiny_cfg(tmp_path / name, context="ham-nmf", iters=1, eval_interval=1, channels_last=layout)
+        runs[name] = (train_gan(cfg), torch.load(tmp_path / name / "run" / CHECKPOINT, weights_only=True))
+    (a, ckpt_a), (b, ckpt_b) = runs["nhwc"], runs["nchw"]
+    assert b["loss_d"] == pytest.approx(a["loss_d"], rel=1e-5)  # D's loss on the initial weights
+    assert b["loss_g"] == pytest.approx(a["loss_g"], rel=1e-3)
+    for net in ("G", "D"):
+        for key, value in ckpt_a[net].items():
+            if value.is_floating_point():
+                torch.testing.assert_close(ckpt_b[net][key], value, rtol=0, atol=2 * GanConfig.lr_d, msg=f"{net}.{key}")
 
 
 def test_bad_settings_fail_before_training(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from hambench.stats import interval, rank_with_ties, summarize
 from hambench.suite import SMOKE_BUDGET, SMOKE_SEEDS, expand, load_suite
 from hambench.tasks.gan import GanConfig
 
-COMPARED = {"ham-nmf", "nonlocal", "none"}  # the modules whose symmetry the suite compares
+COMPARED = {"ham-nmf", "nonlocal", "nonlocal-sdpa", "none"}  # the modules whose symmetry the suite compares
 
 
 def test_suite_trials_at_the_shipped_budget() -> None:

@@ -243,7 +243,7 @@ def test_a_two_line_suite_takes_its_tasks_defaults(tmp_path: Path) -> None:
     assert [(t.module, t.backbone, t.data, t.seed) for t in expand(suite)] == [
         ("ham-nmf", "tiny-d8", "synthetic-context", 0), ("none", "tiny-d8", "synthetic-context", 0)]
     gan = load_suite(write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none]}\nbudget: {iters: 40}\n"))
-    assert gan.budget == Budget(iters=40, eval_interval=10, batch=16)  # the task's batch, a quarter of iters
+    assert gan.budget == Budget(iters=40, eval_interval=10, batch=8)  # the task's batch, a quarter of iters
     assert gan.grid[0].data == ["synthetic-shapes"] and gan.grid[0].backbones == ["none"]
     given = load_suite(write(tmp_path, "name: e\ngrid: {modules: [none]}\nbudget: {iters: 40, eval_interval: 7}\n"))
     assert given.budget.eval_interval == 7

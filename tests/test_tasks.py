@@ -197,7 +197,7 @@ def test_gan_budget_lr_sets_both_learning_rates_at_the_ttur_ratio(tmp_path: Path
         return gan.config_for(trial, ctx)
 
     default = config("{iters: 4, eval_interval: 2}")
-    assert (default.lr_g, default.lr_d, default.res, default.batch) == (1e-4, 4e-4, 32, 16)  # batch: the task's default
+    assert (default.lr_g, default.lr_d, default.res, default.batch) == (1e-4, 4e-4, 32, 8)  # batch: the task's default
     fast = config("{iters: 4, eval_interval: 2, lr: 2e-4, res: 64}")
     assert fast.lr_g == 2e-4 and fast.lr_d == pytest.approx(8e-4) and fast.res == 64
     mine = config("{iters: 4, eval_interval: 2, lr: 2e-4}", "{lr_d: 1.0e-3}")

@@ -121,7 +121,7 @@ grid:                             # one grid, or a list of grids (their union)
   # head: context                 # seg decode head: context | single | light
   # task_options: {}              # more fields of the task's config, e.g. {aux_head: false}
   # pretrained: null              # a local backbone checkpoint; nothing is downloaded
-# budget:                         # what each training trial runs; these are seg's defaults (gan: iters 600, batch 16)
+# budget:                         # what each training trial runs; these are seg's defaults (gan: iters 1800, batch 8)
 #   iters: 1200                   # training iterations
 #   eval_interval: 300            # evaluate and checkpoint every N iterations, and at the end (default: iters // 4)
 #   batch: 4                      # images per step
