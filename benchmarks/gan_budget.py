@@ -9,7 +9,8 @@ training iteration, then per module the curve averaged over the seeds and a *set
     python benchmarks/gan_budget.py --iters 3000 --eval-interval 150 --cuts 1500 2100   # where would it settle?
     python benchmarks/gan_budget.py --references        # the metrics' scale: real, blurred, unpaired, noise
 
-``--set KEY=VALUE`` sets any other GanConfig field (a value is read as YAML: ``true``, ``0.95``).
+``--set KEY=VALUE`` sets any other GanConfig field (a value is read as the hambench command line reads
+one: ``true``, ``0.95``, ``1e-4``).
 
 **Settled** (per metric, on the seed-averaged curve): fit a least-squares line to the evaluations
 of the last quarter of the iterations (at least three points); the curve has settled when the
@@ -33,6 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, fields
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -51,8 +53,14 @@ def run_one(config: dict) -> dict:
     final = train_gan(cfg)
     wall = time.perf_counter() - start
     history = json.loads((Path(cfg.work_dir) / "history.json").read_text())
-    return dict(module=cfg.context, seed=cfg.seed, history=history, wall_s=wall,
-                s_per_iter=final["seconds"] / final["iters"], params_g=final["params_g"])
+    return dict(
+        module=cfg.context,
+        seed=cfg.seed,
+        history=history,
+        wall_s=wall,
+        s_per_iter=final["seconds"] / final["iters"],
+        params_g=final["params_g"],
+    )
 
 
 def last_quarter_fit(iters: list[int], values: list[float]) -> tuple[float, float, float]:
@@ -77,34 +85,45 @@ def reference_points(res: int, n: int) -> list[tuple[str, float, float]]:
     import torch.nn.functional as F
 
     from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
-    from hambench.tasks.gan import Evaluator, GanConfig
+    from hambench.tasks.gan import GanConfig
+    from hambench.tasks.gan.evaluate import Evaluator
 
     cfg = GanConfig(res=res, eval_samples=n, device="cpu")
     evaluator = Evaluator(SyntheticShapes(res=res), cfg, len(SyntheticShapes.classes))
     other = torch.stack([SyntheticShapes(n, res, seed=1)[i][0] for i in range(n)])  # disjoint real images
     blurred = F.avg_pool2d(other.float(), 3, stride=1, padding=1, count_include_pad=False).round().to(torch.uint8)
     unpaired = other.clone()  # each left half beside another image's right half: twins that disagree
-    unpaired[..., res // 2:] = other.roll(1, dims=0)[..., res // 2:]
+    unpaired[..., res // 2 :] = other.roll(1, dims=0)[..., res // 2 :]
     noise = torch.randint(0, 256, other.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     out = []
-    for name, images in [("real (other images)", other), ("real, blurred 3x3", blurred),
-                         ("real halves, unpaired", unpaired), ("uniform noise", noise)]:
+    for name, images in [
+        ("real (other images)", other),
+        ("real, blurred 3x3", blurred),
+        ("real halves, unpaired", unpaired),
+        ("uniform noise", noise),
+    ]:
         evaluator.fid.reset()
         evaluator.fid.update(images, real=False)
         out.append((name, evaluator.fid.compute().item(), symmetry_error(images)))
     return out
 
 
-def parse_set(items: list[str], parser: argparse.ArgumentParser) -> dict:
+def parse_set(items: list[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as GanConfig fields, each value read as every hambench command line
+    reads one (hambench.cli.config_args.parse_key_value: ``1e-4`` is a float, ``true`` a bool)."""
+    from hambench.cli.config_args import parse_key_value
     from hambench.tasks.gan import GanConfig
 
     known = {f.name for f in fields(GanConfig)}
     out = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in known:
+        try:
+            key, value = parse_key_value(item)
+        except argparse.ArgumentTypeError:
+            key, value = "", None
+        if key not in known:
             parser.error(f"--set {item}: expected KEY=VALUE with KEY a GanConfig field ({', '.join(sorted(known))})")
-        out[key] = yaml.safe_load(value)
+        out[key] = value
     return out
 
 
@@ -124,17 +143,26 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="any other GanConfig field")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--tolerance", type=float, default=0.10)
-    p.add_argument("--cuts", nargs="*", type=int, default=[],
-                   help="also judge the curves cut at these iterations (as if the schedule ended there)")
+    p.add_argument(
+        "--cuts",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also judge the curves cut at these iterations (as if the schedule ended there)",
+    )
     p.add_argument("--work-dir", default="work_dirs/gan_budget")
     p.add_argument("--json", dest="json_out", help="also write every run's curve to this file")
-    p.add_argument("--references", action="store_true",
-                   help="only print the metrics of known image sets (real, blurred, unpaired halves, noise)")
+    p.add_argument(
+        "--references",
+        action="store_true",
+        help="only print the metrics of known image sets (real, blurred, unpaired halves, noise)",
+    )
     args = p.parse_args()
     if args.references:
         n = args.eval_samples or 500
-        print(f"{'images':<24} {'fid_surrogate':>14} {'symmetry_error':>15}   ({n} images, {args.res or 32}x{args.res or 32})")
-        for name, fid, sym in reference_points(args.res or 32, n):
+        res = args.res or 32
+        print(f"{'images':<24} {'fid_surrogate':>14} {'symmetry_error':>15}   ({n} images, {res}x{res})")
+        for name, fid, sym in reference_points(res, n):
             print(f"{name:<24} {fid:>14.3f} {sym:>15.4f}")
         return
 
@@ -144,26 +172,34 @@ def main() -> None:
     budget = {k: v for k, v in suite["budget"].items() if k in ("iters", "eval_interval", "batch", "res")}
     grid = suite["grid"][0] if isinstance(suite["grid"], list) else suite["grid"]
     base = budget | grid.get("task_options", {})
-    given = dict(iters=args.iters, eval_interval=args.eval_interval, batch=args.batch, res=args.res, ch=args.ch,
-                 lr_g=args.lr_g, lr_d=args.lr_d, eval_samples=args.eval_samples)
+    flags = ("iters", "eval_interval", "batch", "res", "ch", "lr_g", "lr_d", "eval_samples")  # GanConfig's names
+    given = {k: getattr(args, k) for k in flags}
     schedule = base | {k: v for k, v in given.items() if v is not None} | parse_set(args.set, p)
     schedule |= dict(threads=1, device="cpu", log_interval=0)
     from hambench.tasks.gan import GanConfig
 
-    shown = {k: v for k, v in asdict(GanConfig(**schedule)).items()
-             if k in ("iters", "eval_interval", "batch", "res", "ch", "lr_g", "lr_d", "eval_samples", "ema", "ema_decay")}
+    shown = {
+        k: v
+        for k, v in asdict(GanConfig(**schedule)).items()
+        if k in ("iters", "eval_interval", "batch", "res", "ch", "lr_g", "lr_d", "eval_samples", "ema", "ema_decay")
+    }
     print("schedule:", " ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
 
-    configs = [schedule | dict(context=m, seed=s, work_dir=str(Path(args.work_dir) / f"{m}_s{s}"))
-               for m in args.modules for s in args.seeds]
+    configs = [
+        schedule | dict(context=m, seed=s, work_dir=str(Path(args.work_dir) / f"{m}_s{s}"))
+        for m in args.modules
+        for s in args.seeds
+    ]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         runs = list(pool.map(run_one, configs))
     print(f"\n{len(runs)} runs in {time.perf_counter() - start:.0f} s wall ({args.jobs} at a time)")
 
     for r in runs:
-        print(f"\n{r['module']} seed {r['seed']}: {r['s_per_iter']:.3f} s per training iteration, "
-              f"{r['wall_s']:.0f} s with evaluations")
+        print(
+            f"\n{r['module']} seed {r['seed']}: {r['s_per_iter']:.3f} s per training iteration, "
+            f"{r['wall_s']:.0f} s with evaluations"
+        )
         print(f"{'iter':>6} {'fid_surrogate':>14} {'symmetry_error':>15}")
         for h in r["history"]:
             print(f"{h['iter']:>6} {h['fid_surrogate']:>14.3f} {h['symmetry_error']:>15.4f}")
@@ -182,8 +218,10 @@ def main() -> None:
             for m in METRICS:
                 change, rel, pvalue = last_quarter_fit([iters[i] for i in keep], [means[m][i] for i in keep])
                 verdict = "settled" if rel < args.tolerance else "NOT settled"
-                print(f"    {m}: change over the last quarter {change:+.4f} = {rel:.0%} of its range "
-                      f"(slope p = {pvalue:.2f}): {verdict}")
+                print(
+                    f"    {m}: change over the last quarter {change:+.4f} = {rel:.0%} of its range "
+                    f"(slope p = {pvalue:.2f}): {verdict}"
+                )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"schedule": shown, "runs": runs}, indent=1))
 

@@ -29,6 +29,8 @@ import torch.utils.benchmark as benchmark
 from torch import nn
 
 from hambench.io import atomic_write_json
+from hambench.profiling import count_params
+from hambench.shapes import shape_str
 
 
 def mmseg_rows(channels: int, rank: int, steps: int) -> dict[str, nn.Module]:
@@ -93,22 +95,36 @@ def main() -> None:
     x = torch.relu(torch.randn(shape))  # post-ReLU features, as a backbone gives
     projection = torch.randn(shape)
     rows = {**mmseg_rows(args.channels, args.rank, args.steps), **our_rows(args.channels, args.rank, args.steps)}
-    order = ["mmseg Hamburger (bptt, gn)", "ham-nmf-v1 (bptt, gn)", "ham-nmf-v1 (one-step, gn)",
-             "ham-nmf (V2, one-step, bn)", "mmseg NMF2D (bptt)", "ours ham (bptt)", "ours ham (one-step)"]
+    order = [
+        "mmseg Hamburger (bptt, gn)",
+        "ham-nmf-v1 (bptt, gn)",
+        "ham-nmf-v1 (one-step, gn)",
+        "ham-nmf (V2, one-step, bn)",
+        "mmseg NMF2D (bptt)",
+        "ours ham (bptt)",
+        "ours ham (one-step)",
+    ]
 
     cpu = platform.processor() or platform.machine()
-    print(f"torch {torch.__version__}, {cpu}, threads={torch.get_num_threads()}, "
-          f"input {'x'.join(map(str, shape))}, R={args.rank}, K={args.steps}, forward+backward, training mode, "
-          f"{args.rounds} interleaved rounds")
-    print("load average (1, 5, 15 min) at the start: {:.1f} {:.1f} {:.1f} (other processes share these cores)".format(
-        *os.getloadavg()))
+    print(
+        f"torch {torch.__version__}, {cpu}, threads={torch.get_num_threads()}, "
+        f"input {shape_str(shape)}, R={args.rank}, K={args.steps}, forward+backward, training mode, "
+        f"{args.rounds} interleaved rounds"
+    )
+    print(
+        "load average (1, 5, 15 min) at the start: {:.1f} {:.1f} {:.1f} (other processes share these cores)".format(
+            *os.getloadavg()
+        )
+    )
     timers = {}
     for name in order:
         module = rows[name].train()
         timers[name] = benchmark.Timer(
             stmt="forward_backward(module, x, projection)",
             globals=dict(forward_backward=forward_backward, module=module, x=x, projection=projection),
-            num_threads=args.threads, label="ham vs Light-Ham", sub_label=name,
+            num_threads=args.threads,
+            label="ham vs Light-Ham",
+            sub_label=name,
         )
     # Round-robin over the rows, so that load from other processes falls on all of them alike.
     # Each blocked_autorange call warms up once, then times at least one run.
@@ -116,27 +132,45 @@ def main() -> None:
     for round_ in range(args.rounds):
         for name in order:
             measured[name].append(timers[name].blocked_autorange(min_run_time=args.min_run_time))
-        print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(f"{measured[n][-1].median * 1e3:.0f}" for n in order)
-              + " ms", flush=True)
+        print(
+            f"round {round_ + 1}/{args.rounds}: "
+            + ", ".join(f"{measured[n][-1].median * 1e3:.0f}" for n in order)
+            + " ms",
+            flush=True,
+        )
 
     print(f"{'row':<28} {'params':>9} {'median ms':>10} {'IQR ms':>8} {'runs':>5} {'saved MiB':>10}")
     results = []
     for name in order:
         m = benchmark.Measurement.merge(measured[name])[0]
         module = rows[name]
-        row = dict(row=name, params=sum(q.numel() for q in module.parameters()), median_ms=m.median * 1e3,
-                   iqr_ms=m.iqr * 1e3, runs=len(m.times), saved_mib=saved_bytes(module, x) / 2**20,
-                   threads=args.threads, shape="x".join(map(str, shape)), rank=args.rank, steps=args.steps,
-                   torch=torch.__version__)
+        row = dict(
+            row=name,
+            params=count_params(module),
+            median_ms=m.median * 1e3,
+            iqr_ms=m.iqr * 1e3,
+            runs=len(m.times),
+            saved_mib=saved_bytes(module, x) / 2**20,
+            threads=args.threads,
+            shape=shape_str(shape),
+            rank=args.rank,
+            steps=args.steps,
+            torch=torch.__version__,
+        )
         results.append(row)
-        print(f"{name:<28} {row['params']:>9,} {row['median_ms']:>10.1f} {row['iqr_ms']:>8.1f} {row['runs']:>5} "
-              f"{row['saved_mib']:>10.1f}")
+        print(
+            f"{name:<28} {row['params']:>9,} {row['median_ms']:>10.1f} {row['iqr_ms']:>8.1f} {row['runs']:>5} "
+            f"{row['saved_mib']:>10.1f}"
+        )
 
     by_name = {r["row"]: r["median_ms"] for r in results}
-    for ours, theirs in [("ham-nmf-v1 (bptt, gn)", "mmseg Hamburger (bptt, gn)"),
-                         ("ham-nmf-v1 (one-step, gn)", "mmseg Hamburger (bptt, gn)"),
-                         ("ham-nmf (V2, one-step, bn)", "mmseg Hamburger (bptt, gn)"),
-                         ("ours ham (bptt)", "mmseg NMF2D (bptt)"), ("ours ham (one-step)", "mmseg NMF2D (bptt)")]:
+    for ours, theirs in [
+        ("ham-nmf-v1 (bptt, gn)", "mmseg Hamburger (bptt, gn)"),
+        ("ham-nmf-v1 (one-step, gn)", "mmseg Hamburger (bptt, gn)"),
+        ("ham-nmf (V2, one-step, bn)", "mmseg Hamburger (bptt, gn)"),
+        ("ours ham (bptt)", "mmseg NMF2D (bptt)"),
+        ("ours ham (one-step)", "mmseg NMF2D (bptt)"),
+    ]:
         print(f"{ours:<28} / {theirs:<28} {by_name[ours] / by_name[theirs]:.2f}x time")
     print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 

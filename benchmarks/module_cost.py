@@ -15,12 +15,22 @@ import argparse
 import pandas as pd
 import torch
 
+from hambench.models.cost import profile_model
 from hambench.models.presets import PRESETS
-from hambench.profiling import PAPER_SHAPE, profile_model, profile_module, to_frame, write_table
+from hambench.profiling import PAPER_SHAPE, profile_module, to_frame, write_table
 from hambench.registry import module_names
+from hambench.shapes import shape_str
 
-MODULE_COLUMNS = ["module", "params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms",
-                  "latency_iqr_ms", "peak_mem_bytes"]
+MODULE_COLUMNS = [
+    "module",
+    "params",
+    "macs_fvcore",
+    "macs_torchprofile",
+    "flops_torch",
+    "latency_ms",
+    "latency_iqr_ms",
+    "peak_mem_bytes",
+]
 
 
 def module_table(names: list[str], device: str, max_time: float) -> pd.DataFrame:
@@ -37,21 +47,23 @@ def model_table(names: list[str]) -> pd.DataFrame:
     for name in names:
         published = PRESETS[name].published
         row = profile_model(name, size=published.flops_size, latency=False, memory=False)
-        rows.append({
-            "preset": name,
-            "params_M": row["params"] / 1e6,
-            "published_params_M": published.params_m,
-            "params_diff_%": 100 * (row["params"] / 1e6 - published.params_m) / published.params_m,
-            "GMACs": row["macs_published_convention"] / 1e9,
-            "published_G": published.flops_g,
-            "macs_diff_%": 100 * (row["macs_published_convention"] / 1e9 - published.flops_g) / published.flops_g,
-            "convention": f"{published.flops_convention} @ {published.flops_size[0]}x{published.flops_size[1]}",
-            "torchprofile_G": row["macs_torchprofile"] / 1e9,
-            "fvcore_G": row["macs_fvcore"] / 1e9,
-            "fvcore_nobmm_G": row["macs_fvcore_nobmm"] / 1e9,
-            "fvcore_nomm_G": row["macs_fvcore_nomm"] / 1e9,
-            "mmcv_G": row["macs_mmcv"] / 1e9,
-        })
+        rows.append(
+            {
+                "preset": name,
+                "params_M": row["params"] / 1e6,
+                "published_params_M": published.params_m,
+                "params_diff_%": 100 * (row["params"] / 1e6 - published.params_m) / published.params_m,
+                "GMACs": row["macs_published_convention"] / 1e9,
+                "published_G": published.flops_g,
+                "macs_diff_%": 100 * (row["macs_published_convention"] / 1e9 - published.flops_g) / published.flops_g,
+                "convention": f"{published.flops_convention} @ {shape_str(published.flops_size)}",
+                "torchprofile_G": row["macs_torchprofile"] / 1e9,
+                "fvcore_G": row["macs_fvcore"] / 1e9,
+                "fvcore_nobmm_G": row["macs_fvcore_nobmm"] / 1e9,
+                "fvcore_nomm_G": row["macs_fvcore_nomm"] / 1e9,
+                "mmcv_G": row["macs_mmcv"] / 1e9,
+            }
+        )
         print(f"  {name}: done", flush=True)
     return pd.DataFrame(rows)
 
@@ -72,10 +84,16 @@ def main() -> None:
     for col in ("macs_fvcore", "macs_torchprofile", "flops_torch"):
         shown[col] = shown[col] / 1e9
     shown["peak_mem_bytes"] = shown["peak_mem_bytes"] / 2**20
-    shown = shown.rename(columns={"params": "params_M", "macs_fvcore": "GMACs_fvcore",
-                                  "macs_torchprofile": "GMACs_torchprofile", "flops_torch": "GFLOPs_torch",
-                                  "peak_mem_bytes": "peak_MiB"})
-    print(f"\nmodule cost at {'x'.join(map(str, PAPER_SHAPE))} (forward, eval, fp32)")
+    shown = shown.rename(
+        columns={
+            "params": "params_M",
+            "macs_fvcore": "GMACs_fvcore",
+            "macs_torchprofile": "GMACs_torchprofile",
+            "flops_torch": "GFLOPs_torch",
+            "peak_mem_bytes": "peak_MiB",
+        }
+    )
+    print(f"\nmodule cost at {shape_str(PAPER_SHAPE)} (forward, eval, fp32)")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     if args.out:
         write_table(modules, args.out)

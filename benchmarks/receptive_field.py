@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hambench.data import dataset_spec, prepare_data
-from hambench.models.segmentor import build_segmentor
+from hambench.models.segmentor import build_segmentor, segmentor_cfg
 
 
 def load_images(root: Path, n: int) -> tuple[torch.Tensor, list[np.ndarray]]:
@@ -83,7 +83,8 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_num_threads(1)
-    model = build_segmentor(args.backbone, args.context, num_classes=dataset_spec("synthetic-context").num_classes)
+    num_classes = dataset_spec("synthetic-context").num_classes
+    model = build_segmentor(segmentor_cfg(args.backbone, args.context, num_classes=num_classes))
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     model.load_state_dict(state)
     model.eval()
@@ -91,10 +92,14 @@ def main() -> None:
     grad = gradient_map(model, x)
     dist = object_distances(labels, x)
     print(f"{args.context} on {args.backbone}, {args.images} validation images of seed {args.seed}")
-    print(f"effective receptive field: 95% of the gradient within {radius_holding(grad, 0.95):.1f} px, "
-          f"99% within {radius_holding(grad, 0.99):.1f} px")
-    print(f"object pixels to the key's centre: min {dist.min():.1f} px, 10th percentile "
-          f"{np.percentile(dist, 10):.1f} px, median {np.median(dist):.1f} px")
+    print(
+        f"effective receptive field: 95% of the gradient within {radius_holding(grad, 0.95):.1f} px, "
+        f"99% within {radius_holding(grad, 0.99):.1f} px"
+    )
+    print(
+        f"object pixels to the key's centre: min {dist.min():.1f} px, 10th percentile "
+        f"{np.percentile(dist, 10):.1f} px, median {np.median(dist):.1f} px"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ class Sleepy(nn.Module):
 def write_suite(root: Path, trials: int, delay: float) -> Path:
     modules = ", ".join(f"{{name: sleepy, options: {{delay: [{delay}], tag: [{i}]}}}}" for i in range(trials))
     path = root / "scaling.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name: scaling
         description: short CPU trials for the scaling benchmark
         task: profile
@@ -57,7 +58,8 @@ def write_suite(root: Path, trials: int, delay: float) -> Path:
           modules: [{modules}]
         profile: {{shape: [1, 8, 8, 8], sweep: [4, 8]}}
         metrics: [latency_ms]
-    """))
+    """)
+    )
     return path
 
 
@@ -72,8 +74,17 @@ def run_on(nodes: int, suite: Path, plugin: Path, out: Path) -> tuple[float, pd.
             cluster.add_node(num_cpus=1, resources={DEVICE_RESOURCE: 1}, **node)
         cluster.wait_for_nodes()
         start = time.perf_counter()
-        run_dir = run_suite(suite, RunOptions(address=cluster.address, out=out, run_id=f"nodes{nodes}",
-                                              plugins=[str(plugin)], progress=False, report=False))
+        run_dir = run_suite(
+            suite,
+            RunOptions(
+                address=cluster.address,
+                out=out,
+                run_id=f"nodes{nodes}",
+                plugins=[str(plugin)],
+                progress=False,
+                report=False,
+            ),
+        )
         wall = time.perf_counter() - start
     finally:
         cluster.shutdown()
@@ -98,9 +109,11 @@ def main() -> None:
         trial_s = results["seconds"].sum()
         overhead = (wall * nodes - trial_s) / len(results)
         walls[nodes] = wall
-        print(f"{nodes} node(s): {len(results)} trials in {wall:.1f} s wall; trials ran {trial_s:.1f} s "
-              f"(mean {results['seconds'].mean():.2f} s); overhead {overhead:.2f} s per trial; "
-              f"nodes used: {results['node'].nunique()}")
+        print(
+            f"{nodes} node(s): {len(results)} trials in {wall:.1f} s wall; trials ran {trial_s:.1f} s "
+            f"(mean {results['seconds'].mean():.2f} s); overhead {overhead:.2f} s per trial; "
+            f"nodes used: {results['node'].nunique()}"
+        )
     print(f"speed-up on 2 nodes: {walls[1] / walls[2]:.2f}x (target >= 1.7x)")
 
 

@@ -1,5 +1,7 @@
 """hambench: how global-context modules compare on accuracy and cost."""
 
+from typing import Any
+
 from hambench.registry import (
     ModuleSpec,
     RegistryError,
@@ -17,12 +19,13 @@ __version__ = "0.1.0"
 _LAZY = {"run_suite": "hambench.tuning.api", "SuiteRun": "hambench.tuning.api"}
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hambench' has no attribute {name!r}")
+
 
 __all__ = [
     "ModuleSpec",

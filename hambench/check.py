@@ -8,8 +8,9 @@ train and eval modes, bf16 autocast, determinism under a fixed seed in eval mode
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,25 +49,15 @@ def _expect_same_shape(x: torch.Tensor, y: Any) -> None:
         raise ContractError("output has NaN or Inf")
 
 
-def _check_shape(module: nn.Module) -> None:
-    module.eval()
-    _forward(module, (2, CHANNELS, 16, 16))
+def _keeps_shape(*shapes: tuple[int, int, int, int]) -> Callable[[nn.Module], None]:
+    """The clause: in eval mode, an input of each of ``shapes`` (B, C, H, W) comes back as it went in."""
 
+    def check(module: nn.Module) -> None:
+        module.eval()
+        for shape in shapes:
+            _forward(module, shape)
 
-def _check_batch1(module: nn.Module) -> None:
-    module.eval()
-    _forward(module, (1, CHANNELS, 16, 16))
-
-
-def _check_odd(module: nn.Module) -> None:
-    module.eval()
-    _forward(module, (2, CHANNELS, 33, 47))
-
-
-def _check_non_square(module: nn.Module) -> None:
-    module.eval()
-    _forward(module, (2, CHANNELS, 12, 28))
-    _forward(module, (2, CHANNELS, 28, 12))
+    return check
 
 
 def _check_backward(module: nn.Module) -> None:
@@ -118,10 +109,10 @@ def _check_deterministic(module: nn.Module) -> None:
 
 
 CHECKS: dict[str, Callable[[nn.Module], None]] = {
-    "shape (2,C,16,16)": _check_shape,
-    "batch 1": _check_batch1,
-    "odd size 33x47": _check_odd,
-    "non-square 12x28 / 28x12": _check_non_square,
+    "shape (2,C,16,16)": _keeps_shape((2, CHANNELS, 16, 16)),
+    "batch 1": _keeps_shape((1, CHANNELS, 16, 16)),
+    "odd size 33x47": _keeps_shape((2, CHANNELS, 33, 47)),
+    "non-square 12x28 / 28x12": _keeps_shape((2, CHANNELS, 12, 28), (2, CHANNELS, 28, 12)),
     "backward: input and every parameter": _check_backward,
     "train and eval modes": _check_train_eval,
     "bf16 autocast": _check_bf16,

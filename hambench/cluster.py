@@ -28,9 +28,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from pyarrow import fs as pafs
@@ -260,7 +261,7 @@ def check_cluster(
     probes = _run_on_nodes(nodes, probe_node, lambda n: (n.node_id, data_root, storage, check_id), deadline)
     written: dict[str, str] = {}  # node_id -> probe path, for the nodes that wrote one
     for node in nodes:
-        probe = probes.get(node.node_id)
+        probe = probes[node.node_id]  # every node has its result or the reason it has none
         if isinstance(probe, str):  # the task failed or timed out: probe is the reason
             node.problems.append(probe)
             continue
@@ -277,26 +278,26 @@ def check_cluster(
             written[node.node_id] = probe["probe_path"]
 
     if storage is not None and written:
-        _check_storage_shared(report, written, deadline)
+        _check_storage_shared(report, storage, written, deadline)
     return report
 
 
-def _check_storage_shared(report: ClusterReport, written: dict[str, str], deadline: float) -> None:
+def _check_storage_shared(report: ClusterReport, storage: str, written: dict[str, str], deadline: float) -> None:
     """Rounds 2 and 3: every node and the driver read every probe; then each node removes its own."""
     readers = [n for n in report.nodes if n.node_id in written]
     # Each node already read its own probe back in round 1; here it reads the others'.
     seen = _run_on_nodes(
-        readers, read_probes, lambda n: (report.storage, {k: v for k, v in written.items() if k != n.node_id}), deadline
+        readers, read_probes, lambda n: (storage, {k: v for k, v in written.items() if k != n.node_id}), deadline
     )
     unreadable_from: dict[str, list[str]] = {node_id: [] for node_id in written}  # writer -> readers
     for reader in readers:
-        failures = seen.get(reader.node_id)
+        failures = seen[reader.node_id]
         if isinstance(failures, str):
             reader.problems.append(f"could not read the other nodes' probes: {failures}")
             continue
         for writer_id in failures:
             unreadable_from[writer_id].append(f"node {reader.label}")
-    for writer_id in read_probes(report.storage, written):
+    for writer_id in read_probes(storage, written):
         unreadable_from[writer_id].append("the driver")
     for node in readers:
         if unreadable_from[node.node_id]:
@@ -321,12 +322,16 @@ def _connect(address: str | None) -> None:
         except (ConnectionError, ValueError) as exc:
             raise ClusterCheckError(f"no Ray cluster at {address!r}: {exc}") from exc
         if bootstrap is None:
-            raise ClusterCheckError(f"no Ray cluster at {address!r}: start one (ray up, ray start --head) or pass HOST:PORT")
+            raise ClusterCheckError(
+                f"no Ray cluster at {address!r}: start one (ray up, ray start --head) or pass HOST:PORT"
+            )
         host, port = bootstrap.rsplit(":", 1)
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
         except OSError as exc:
-            raise ClusterCheckError(f"cannot connect to a Ray cluster at {address!r}: nothing answers at {bootstrap} ({exc})") from exc
+            raise ClusterCheckError(
+                f"cannot connect to a Ray cluster at {address!r}: nothing answers at {bootstrap} ({exc})"
+            ) from exc
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -365,9 +370,9 @@ def _node_report(node: dict[str, Any]) -> NodeReport:
     resources = node.get("Resources", {})
     # Ray's own bookkeeping resources are not interesting to a user reading the table.
     custom = {
-        k: v for k, v in resources.items()
-        if k not in ("CPU", "GPU", "memory", "object_store_memory")
-        and not k.startswith(("node:", "accelerator_type:"))
+        k: v
+        for k, v in resources.items()
+        if k not in ("CPU", "GPU", "memory", "object_store_memory") and not k.startswith(("node:", "accelerator_type:"))
     }
     return NodeReport(
         node_id=node["NodeID"],

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def _umask() -> int:
@@ -21,7 +22,7 @@ def _umask() -> int:
     return umask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], *, fsync: bool = False) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object], *, fsync: bool = False) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     The file gets the permissions of a plain ``open(path, "w")`` (0644 under the usual umask);

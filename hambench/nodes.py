@@ -29,7 +29,12 @@ def alive_nodes() -> list[dict[str, Any]]:
     import ray
 
     return [
-        {"node": node_label(n["NodeManagerHostname"], n["NodeID"]), "hostname": n["NodeManagerHostname"],
-         "cpus": n["Resources"].get("CPU", 0), "gpus": n["Resources"].get("GPU", 0)}
-        for n in ray.nodes() if n.get("Alive")
+        {
+            "node": node_label(n["NodeManagerHostname"], n["NodeID"]),
+            "hostname": n["NodeManagerHostname"],
+            "cpus": n["Resources"].get("CPU", 0),
+            "gpus": n["Resources"].get("GPU", 0),
+        }
+        for n in ray.nodes()
+        if n.get("Alive")
     ]

@@ -6,7 +6,8 @@ takes ``channels`` plus keyword options. It joins the registry in one of three w
 - ``@register_module("name", family=..., paper=..., complexity=...)`` on the class (the zoo does this);
 - an entry point in the group ``hambench.modules`` whose target is imported (registering as it loads);
 - ``load_plugin("path/to/file.py")`` (the CLI's ``--plugin``; ``load_plugins`` for several),
-  which executes the file; a file that fails to import is one :class:`RegistryError` line.
+  which executes the file once per process (again only when it changed); a file that fails to
+  import is one :class:`RegistryError` line.
 
 A registration may also declare
 
@@ -28,10 +29,11 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -277,14 +279,57 @@ def load_entry_points() -> None:
             _current_source = "hambench"
 
 
+@dataclass(frozen=True)
+class _LoadedPlugin:
+    """A plugin file this process executed: its bytes' digest then, and the specs it registered."""
+
+    digest: str
+    specs: tuple[ModuleSpec, ...]
+
+
+# Plugin files executed in this process, by resolved path. One run's path asks for the same files
+# several times (the CLI, the suite driver, each trial, the task's training loop): a file loaded
+# already and unchanged since is not executed again.
+_PLUGINS: dict[Path, _LoadedPlugin] = {}
+
+
 def load_plugin(path: str | Path) -> list[str]:
-    """Execute a plugin file and return the names it registered. A file that raises while it is
-    imported is a RegistryError of one line: the file, the exception's type and message, the line."""
-    global _current_source
+    """Execute a plugin file, once per process, and return the names it registered. A file
+    already loaded here whose bytes are unchanged is not executed again (its registrations stand);
+    a changed file is executed again, and what its old version registered is forgotten first.
+    A file that raises while it is imported is a RegistryError of one line: the file, the
+    exception's type and message, the line."""
     path = Path(path).resolve()
     if not path.is_file():
         raise RegistryError(f"plugin file not found: {path}")
     _ensure_loaded()
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    loaded = _PLUGINS.get(path)
+    if loaded is not None and loaded.digest == digest and _still_registered(loaded.specs):
+        return sorted(spec.name for spec in loaded.specs)
+    _forget_plugin(path)  # its old version's registrations, or those of a load that was undone
+    _execute_plugin(path)
+    specs = tuple(spec for spec in _REGISTRY.values() if spec.source == str(path))
+    _PLUGINS[path] = _LoadedPlugin(digest, specs)
+    return sorted(spec.name for spec in specs)
+
+
+def _still_registered(specs: Iterable[ModuleSpec]) -> bool:
+    """Whether each spec is still in the registry as registered (not put back by a scope since)."""
+    return all(_REGISTRY.get(spec.name) is spec for spec in specs)
+
+
+def _forget_plugin(path: Path) -> None:
+    """Remove the plugin file ``path`` from this process: its entry and what it registered."""
+    _PLUGINS.pop(path, None)
+    for name in [name for name, spec in _REGISTRY.items() if spec.source == str(path)]:
+        del _REGISTRY[name]
+
+
+def _execute_plugin(path: Path) -> None:
+    """Import the file ``path`` as a module, its registrations sourced to it; a failure undoes
+    them and is one RegistryError line."""
+    global _current_source
     # A digest of the path, not hash() (salted per process): every process that loads this file,
     # the driver and each Ray worker, gives it the same module name.
     module_name = f"hambench_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
@@ -297,12 +342,10 @@ def load_plugin(path: str | Path) -> list[str]:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's file: say what broke, where, in one line
         sys.modules.pop(module_name, None)
-        for name in [name for name, spec in _REGISTRY.items() if spec.source == str(path)]:
-            del _REGISTRY[name]  # what it registered before it broke goes with it
+        _forget_plugin(path)  # what it registered before it broke goes with it
         raise RegistryError(_plugin_failure(path, exc)) from None
     finally:
         _current_source = "hambench"
-    return sorted(name for name, spec in _REGISTRY.items() if spec.source == str(path))
 
 
 def load_plugins(paths: Iterable[str | Path]) -> list[str]:
@@ -328,14 +371,17 @@ def _plugin_failure(path: Path, exc: BaseException) -> str:
 @contextmanager
 def scoped_registry() -> Iterator[None]:
     """Registrations inside the block (toy modules of a test, plugins it loads) are undone after
-    it: the registry is put back as it was, the zoo and entry points loaded."""
+    it: the registry is put back as it was, the zoo and entry points loaded, and a plugin first
+    loaded inside the block counts as not loaded after it (loading it again executes it)."""
     _ensure_loaded()  # loaded now, so that a first load inside the block is not undone with it
-    saved = dict(_REGISTRY)
+    saved, saved_plugins = dict(_REGISTRY), dict(_PLUGINS)
     try:
         yield
     finally:
         _REGISTRY.clear()
         _REGISTRY.update(saved)
+        _PLUGINS.clear()
+        _PLUGINS.update(saved_plugins)
 
 
 def _ensure_loaded() -> None:

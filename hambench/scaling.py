@@ -1,7 +1,9 @@
 """How cost grows with n = H*W: the one fit of cost ~ n^k behind every exponent hambench shows.
 
 ``hambench profile --sweep``, a suite's profiling trials and the report's scaling plot all call
-``fit_sweep`` (and through it ``fit_exponent``), so an exponent means the same wherever it is read.
+``fit_sweep`` (and through it ``fit_exponent``), so an exponent means the same wherever it is read;
+the profiler's rows (``sweep_size`` = H = W) go through ``sweep_fits`` / ``sweep_columns``, and a
+sweep's input shapes come from ``sweep_shapes``.
 No torch here: the report imports this without loading it.
 
 What makes a fit mean something:
@@ -22,8 +24,9 @@ What makes a fit mean something:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 LATENCY_FLOOR_MS = 1.0  # timings below this are overhead-dominated (dispatch, timers)
 MAX_SPREAD = 0.10  # IQR / median at or above this: a disturbed measurement
@@ -101,15 +104,29 @@ def fit_exponent(
         else:
             pairs.append((n, v))
     # Counted in points (a merged report may hold two measurements of one size), usable in sizes.
-    dropped = ", ".join(p for p in (f"{below} point(s) under the {floor:g}{' ' + unit if unit else ''} floor" if below else "",
-                                    f"{noisy} point(s) with IQR/median >= {max_spread:.0%}" if noisy else "") if p)
+    dropped = ", ".join(
+        p
+        for p in (
+            f"{below} point(s) under the {floor:g}{' ' + unit if unit else ''} floor" if below else "",
+            f"{noisy} point(s) with IQR/median >= {max_spread:.0%}" if noisy else "",
+        )
+        if p
+    )
     sizes = {n for n, _ in pairs}
     if len(sizes) < min_points:
         why = f"{len(sizes)} of {len(set(ns))} sizes usable ({min_points} needed)" + (f"; {dropped}" if dropped else "")
         return ExponentFit(None, None, None, None, len(sizes), len(set(ns)), why, tuple(sorted(sizes)))
     k, r2 = _least_squares([(math.log(n), math.log(v)) for n, v in pairs])
-    return ExponentFit(k, r2 if len(sizes) >= 3 else None, float(min(sizes)), float(max(sizes)),
-                       len(sizes), len(set(ns)), f"dropped {dropped}" if dropped else "", tuple(sorted(sizes)))
+    return ExponentFit(
+        k,
+        r2 if len(sizes) >= 3 else None,
+        float(min(sizes)),
+        float(max(sizes)),
+        len(sizes),
+        len(set(ns)),
+        f"dropped {dropped}" if dropped else "",
+        tuple(sorted(sizes)),
+    )
 
 
 def _least_squares(pairs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -141,9 +158,23 @@ def fit_sweep(rows: Iterable[Mapping[str, Any]], n_key: str = "n") -> dict[str, 
     return {
         "macs": fit_exponent(ns, col(COLUMNS["macs"]), min_points=MIN_POINTS["macs"]),
         "memory": fit_exponent(ns, col(COLUMNS["memory"]), min_points=MIN_POINTS["memory"]),
-        "latency": fit_exponent(ns, col(COLUMNS["latency"]), spreads=latency_spread, floor=LATENCY_FLOOR_MS,
-                                max_spread=MAX_SPREAD, min_points=MIN_POINTS["latency"], unit="ms"),
+        "latency": fit_exponent(
+            ns,
+            col(COLUMNS["latency"]),
+            spreads=latency_spread,
+            floor=LATENCY_FLOOR_MS,
+            max_spread=MAX_SPREAD,
+            min_points=MIN_POINTS["latency"],
+            unit="ms",
+        ),
     }
+
+
+def sweep_shapes(shape: Sequence[int], sizes: Iterable[int]) -> list[tuple[int, int, int, int]]:
+    """The input shapes of an n-sweep: (B, C, s, s) for each size s, batch and channels from the
+    (B, C, H, W) ``shape``. The one place a sweep is built: ``hambench profile --sweep`` and a
+    suite's profiling trials both measure these."""
+    return [(shape[0], shape[1], size, size) for size in sizes]
 
 
 def sweep_fits(rows: Iterable[Mapping[str, Any]]) -> dict[str, ExponentFit]:

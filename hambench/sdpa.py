@@ -137,7 +137,9 @@ def forced_backend(name: str | None, where: str = "") -> Iterator[None]:
         start = next((i for i, w in enumerate(caught) if _REASON in str(w.message)), len(caught))
         kept = caught[:start]
         reasons = [_first_line(str(w.message)) for w in caught[start:]] or [_first_line(str(exc))]
-        hint = " (on CPU only `math` and `flash` exist)" if name in ("efficient", "cudnn") and "cuda" not in where else ""
+        hint = (
+            " (on CPU only `math` and `flash` exist)" if name in ("efficient", "cudnn") and "cuda" not in where else ""
+        )
         raise SDPABackendError(
             f"SDPA backend {name!r} cannot run {where}{hint}: {'; '.join(dict.fromkeys(reasons))}"
         ) from None

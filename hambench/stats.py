@@ -23,42 +23,52 @@ The rules (docs/suites.md, "Intervals and ranks"):
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from hambench.axes import MODEL_COSTS as MODEL_AXES
+from hambench.results import by_arm, json_object, normalise_results, reported_rows, with_macs
+from hambench.schema import MACS, MODEL_COSTS
 from hambench.tasks import PROFILE, Sense, metric_sense, task_metrics
 
 CONFIDENCE = 0.95  # of the intervals
 ALPHA = 0.05  # of the Welch test behind the ranks
 
 # Which way is better, and the accuracy metrics each task writes (headline first), are the tasks'
-# declarations (hambench.tasks): a metric no task declares, and every cost, is better lower.
+# declarations (hambench.tasks.metric_sense, task_metrics): a metric no task declares, and every
+# cost, is better lower.
 # A configuration: everything about a trial except its seed. ``options`` are the resolved options
 # (the values the module was built with), so {} and the defaults spelled out are one configuration;
 # ``iters`` keeps a smoke run from pooling with a real one; ``profile_shape`` says where costs were
 # measured. ``family`` follows from ``module`` and only rides along.
 # ``arm`` and ``tuned`` (a tuned suite's retrain: the chosen configuration or the defaults, and the
 # values the search set) keep the two arms apart.
-CONFIG_KEYS = ("task", "data", "module", "family", "backbone", "head", "options", "iters", "profile_shape", "arm", "tuned")
+CONFIG_KEYS = (
+    "task",
+    "data",
+    "module",
+    "family",
+    "backbone",
+    "head",
+    "options",
+    "iters",
+    "profile_shape",
+    "arm",
+    "tuned",
+)
 # Ranks compare configurations of one task, data set, metric and arm (a tuned suite ranks its
 # chosen configurations against each other, and its defaults against each other).
 RANK_WITHIN = ("task", "data", "metric", "arm")
-# Costs carried into the summary: the module's (measured by its profiling trial, `macs` is
-# torchprofile's count else fvcore's) and the whole model's where the task measured it (the
-# columns hambench.axes names).
-MODULE_COSTS = ("params", "macs", "latency_ms", "latency_iqr_ms", "peak_mem_bytes")
-MODEL_COSTS = tuple(MODEL_AXES)
-
-
-def sense(metric: str) -> Sense:
-    """``"max"`` when a higher ``metric`` is better (mIoU, aAcc), else ``"min"`` (as its task declares)."""
-    return metric_sense(metric)
+# Costs carried into the summary: the module's (measured by its profiling trial; ``macs`` is
+# torchprofile's count else fvcore's, hambench.results.with_macs) and the whole model's where the
+# task measured it (hambench.schema.MODEL_COSTS).
+SUMMARY_MODULE_COSTS = ("params", MACS, "latency_ms", "latency_iqr_ms", "peak_mem_bytes")
+SUMMARY_MODEL_COSTS = tuple(MODEL_COSTS)
 
 
 # --- one configuration ------------------------------------------------------------------------
@@ -86,8 +96,9 @@ class Interval:
 
 def interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
     """Student-t interval of the mean of ``values`` (NaN and None dropped: a missing seed)."""
-    x = np.asarray([v for v in pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
-                    if pd.notna(v)], dtype=float)
+    x = np.asarray(
+        [v for v in pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce") if pd.notna(v)], dtype=float
+    )
     n = len(x)
     if n == 0:
         return Interval(0, math.nan, math.nan, math.nan, math.nan)
@@ -120,8 +131,9 @@ def rank_with_ties(intervals: Sequence[Interval], direction: Sense, alpha: float
         if iv.n < 2 or not math.isfinite(iv.mean):
             ranks.append(None)
             continue
-        ranks.append(1 + sum(significantly_better(other, iv, direction, alpha)
-                             for j, other in enumerate(intervals) if j != i))
+        ranks.append(
+            1 + sum(significantly_better(other, iv, direction, alpha) for j, other in enumerate(intervals) if j != i)
+        )
     return ranks
 
 
@@ -129,7 +141,7 @@ def rank_with_ties(intervals: Sequence[Interval], direction: Sense, alpha: float
 
 
 def config_keys(df: pd.DataFrame) -> list[str]:
-    """The CONFIG_KEYS this table has (``head`` is written by seg runs only)."""
+    """The CONFIG_KEYS this table has (``head`` is written by the tasks that have one)."""
     return [k for k in CONFIG_KEYS if k in df.columns]
 
 
@@ -160,9 +172,17 @@ def per_configuration(ok: pd.DataFrame, metrics: Sequence[str], costs: Sequence[
         for m in metrics:
             values = pd.to_numeric(grp[m], errors="coerce") if m in grp else pd.Series(np.nan, index=grp.index)
             iv = interval(values)
-            row.update({m: iv.mean, f"{m}_std": iv.std, f"{m}_n": iv.n, f"{m}_ci_low": iv.low,
-                        f"{m}_ci_high": iv.high, f"{m}_ci": iv.half_width,
-                        f"{m}_values": [(s, float(v)) for s, v in zip(seeds, values) if pd.notna(v)]})
+            row.update(
+                {
+                    m: iv.mean,
+                    f"{m}_std": iv.std,
+                    f"{m}_n": iv.n,
+                    f"{m}_ci_low": iv.low,
+                    f"{m}_ci_high": iv.high,
+                    f"{m}_ci": iv.half_width,
+                    f"{m}_values": [(s, float(v)) for s, v in zip(seeds, values) if pd.notna(v)],
+                }
+            )
         for c in costs:
             row[c] = pd.to_numeric(grp[c], errors="coerce").mean() if c in grp else np.nan
         rows.append(row)
@@ -180,9 +200,33 @@ def reported_metrics(task: str, ok: pd.DataFrame) -> list[str]:
 
 
 SUMMARY_COLUMNS = [
-    "task", "data", "arm", "module", "family", "backbone", "head", "options", "tuned", "iters", "metric", "sense",
-    "headline", "n", "failed", "mean", "std", "ci_low", "ci_high", "ci_half", "rank", "tied", "seeds",
-    "values", *MODULE_COSTS, "profile_shape", *MODEL_COSTS,
+    "task",
+    "data",
+    "arm",
+    "module",
+    "family",
+    "backbone",
+    "head",
+    "options",
+    "tuned",
+    "iters",
+    "metric",
+    "sense",
+    "headline",
+    "n",
+    "failed",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "ci_half",
+    "rank",
+    "tied",
+    "seeds",
+    "values",
+    *SUMMARY_MODULE_COSTS,
+    "profile_shape",
+    *SUMMARY_MODEL_COSTS,
 ]
 
 
@@ -205,12 +249,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
     ``headline`` marks the metric each task is ranked on first (see ``reported_metrics``): the one
     the terminal table and the report show. Rows are sorted by task, data, metric, rank, mean."""
-    # The report's own readers: one schema, and one choice of MAC counter (`with_macs`).
-    from hambench.reports.figures import with_macs
-    from hambench.reports.runs import normalise_results
-
-    from hambench.schema import by_arm, reported_rows
-
+    # The report's readers too (hambench.results): one schema, and one choice of MAC counter.
     # A search's val scores select, never report; a tuned suite's arms are compared each on its own.
     results = with_macs(normalise_results(by_arm(reported_rows(results))))
     train = results[results["task"] != PROFILE]
@@ -218,7 +257,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     ok = part[part["status"] == "ok"]
     tasks = [str(t) for t in part["task"].dropna().unique()]
     metrics = {t: reported_metrics(t, ok[ok["task"] == t]) for t in tasks}
-    costs = [c for c in (*MODULE_COSTS, *MODEL_COSTS) if c in part.columns]
+    costs = [c for c in (*SUMMARY_MODULE_COSTS, *SUMMARY_MODEL_COSTS) if c in part.columns]
     table = per_configuration(ok, list(dict.fromkeys(m for t in tasks for m in metrics[t])), costs)
     table = _with_all_failed(table, part)
 
@@ -231,12 +270,21 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             rows.append(base | {"metric": "", "headline": True, "n": int(cfg.get("n_seeds", 0))})
         for i, m in enumerate(task_metrics):
             n = cfg.get(f"{m}_n")
-            rows.append(base | {
-                "metric": m, "sense": sense(m), "headline": i == 0, "n": 0 if pd.isna(n) else int(n),
-                "mean": cfg.get(m), "std": cfg.get(f"{m}_std"), "ci_low": cfg.get(f"{m}_ci_low"),
-                "ci_high": cfg.get(f"{m}_ci_high"), "ci_half": cfg.get(f"{m}_ci"),
-                "values": _values_text(cfg.get(f"{m}_values")),
-            })
+            rows.append(
+                base
+                | {
+                    "metric": m,
+                    "sense": metric_sense(m),
+                    "headline": i == 0,
+                    "n": 0 if pd.isna(n) else int(n),
+                    "mean": cfg.get(m),
+                    "std": cfg.get(f"{m}_std"),
+                    "ci_low": cfg.get(f"{m}_ci_low"),
+                    "ci_high": cfg.get(f"{m}_ci_high"),
+                    "ci_half": cfg.get(f"{m}_ci"),
+                    "values": _values_text(cfg.get(f"{m}_values")),
+                }
+            )
     out = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     if out.empty:
         return out
@@ -272,8 +320,12 @@ def _with_all_failed(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame
     index = [tuple(r) if len(keys) > 1 else r[0] for r in table[keys].astype("string").fillna("").to_numpy()]
     table["failed"] = [int(failures.get(i, 0)) for i in index]
     missing = [k for k in failures.index if k not in set(index)]
-    extra = pd.DataFrame([dict(zip(keys, k if isinstance(k, tuple) else (k,))) | {"n_seeds": 0, "failed": int(failures[k])}
-                          for k in missing])
+    extra = pd.DataFrame(
+        [
+            dict(zip(keys, k if isinstance(k, tuple) else (k,))) | {"n_seeds": 0, "failed": int(failures[k])}
+            for k in missing
+        ]
+    )
     return pd.concat([table, extra], ignore_index=True) if not extra.empty else table
 
 
@@ -288,7 +340,7 @@ def add_ranks(summary: pd.DataFrame) -> pd.DataFrame:
     for key, grp in ranked.groupby([ranked[k].astype("string").fillna("") for k in within], sort=False, dropna=False):
         metric = key[within.index("metric")]
         ivs = [Interval(int(r.n), _f(r.mean), _f(r.std), _f(r.ci_low), _f(r.ci_high)) for r in grp.itertuples()]
-        ranks = rank_with_ties(ivs, sense(str(metric)))
+        ranks = rank_with_ties(ivs, metric_sense(str(metric)))
         summary.loc[grp.index, "rank"] = pd.array(ranks, dtype="Int64")
         counts = pd.Series([r for r in ranks if r is not None]).value_counts()
         summary.loc[grp.index, "tied"] = [r is not None and counts.get(r, 0) > 1 for r in ranks]
@@ -320,23 +372,19 @@ def format_rank(rank: object, tied: bool) -> str:
     """``1``, ``1 (tied)`` when another configuration shares it, ``-`` when not ranked."""
     if rank is None or pd.isna(rank):
         return "-"
-    return f"{int(rank)} (tied)" if tied else str(int(rank))
+    place = int(rank)  # type: ignore[call-overload]  # a number: a summary's rank, an int or a float
+    return f"{place} (tied)" if tied else str(place)
 
 
 def options_label(module: str, options: object) -> str:
     """A configuration's options as ``k=v``, leaving out those at the module's registered default
     (a default the registry works out from the width is not a fixed value: always shown); the
     options column holds the full set. A module the registry does not know shows every option."""
-    import json
-
     from hambench.registry import DefaultRule, RegistryError, get_spec
 
-    try:
-        values = json.loads(options) if isinstance(options, str) else options
-    except json.JSONDecodeError:
-        return str(options)
-    if not isinstance(values, dict):
-        return "-"
+    values = json_object(options)
+    if values is None:
+        return _as_written(options)
     try:
         defaults = get_spec(module).defaults
     except RegistryError:
@@ -361,13 +409,19 @@ ARM_TITLES = {"tuned": ", chosen on validation, scored on test", "default": ", d
 def tuned_label(tuned: object) -> str:
     """The values a search set (the ``tuned`` JSON), as ``lr=0.0734 weight_decay=0.000213``
     (three significant digits); ``-`` when there are none."""
-    import json
-
-    try:
-        values = json.loads(tuned) if isinstance(tuned, str) and tuned else tuned
-    except json.JSONDecodeError:
-        return str(tuned)
-    if not isinstance(values, dict) or not values:
-        return "-"
+    values = json_object(tuned)
+    if not values:
+        return _as_written(tuned)
     text = lambda v: f"{v:.3g}" if isinstance(v, float) else json.dumps(v) if not isinstance(v, str) else v  # noqa: E731
     return " ".join(f"{k}={text(v)}" for k, v in sorted(values.items()))
+
+
+def _as_written(value: object) -> str:
+    """A value that is no JSON object, as a label: text that is not JSON as written (a hand-made
+    table's), anything else (empty, missing, JSON of another kind) ``-``."""
+    if isinstance(value, str) and value:
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return "-"

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ray.tune import Callback
 
 # --tracker NAME -> the modules it needs (MLflow's SQLite store: sqlalchemy and alembic).
 TRACKERS = {"mlflow": ("mlflow", "sqlalchemy", "alembic"), "wandb": ("wandb",)}
-# The key of a trial's config that holds the trial itself (hambench.suite.Trial as a dict); the
+# The key of a trial's config that holds the trial itself (hambench.trial.Trial as a dict); the
 # other keys are what the suite driver passes every trial (plugins, paths), not its configuration.
 TRIAL_KEY = "trial"
 # Keys of Tune's results that are no measurement: the config again, the process id, the clock.
@@ -53,8 +54,9 @@ def check_tracker(name: str | None) -> None:
         raise TrackerError(f"--tracker {name!r}: choose one of {', '.join(TRACKERS)}")
     missing = [module for module in TRACKERS[name] if importlib.util.find_spec(module) is None]
     if missing:
+        verb = "is" if len(missing) == 1 else "are"
         raise TrackerError(
-            f"--tracker {name} needs `pip install hambench[track]` ({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed)"
+            f"--tracker {name} needs `pip install hambench[track]` ({', '.join(missing)} {verb} not installed)"
         )
 
 
@@ -171,7 +173,8 @@ def _mlflow_callback(tracking_uri: str, experiment_name: str, run_id: str) -> Ca
             if experiment is None:
                 return None
             found = MlflowClient(self.tracking_uri).search_runs(
-                [experiment.experiment_id], max_results=1,
+                [experiment.experiment_id],
+                max_results=1,
                 filter_string=f"tags.`hambench.trial_id` = '{trial_id}' and tags.`hambench.run_id` = '{run_id}'",
             )
             return found[0].info.run_id if found else None
@@ -213,6 +216,8 @@ def _wandb_callback(run_dir: Path, project: str) -> Callback:
     class TrialRuns(WandbLoggerCallback):
         """Ray's callback with the trial's configuration only as the W&B run's config (the stock
         one sends the whole config, at the start and again with every result)."""
+
+        excludes: list[str]  # the config keys Ray's callback leaves out of the run's config
 
         def log_trial_start(self, trial: Any) -> None:
             self.excludes = sorted(set(self.excludes) | (set(trial.config) - {TRIAL_KEY}))

@@ -62,6 +62,7 @@ class AsymmetricPyramidNonLocal(nn.Module):
         self.value = nn.Conv2d(channels, inner, 1)  # g
         self.out = nn.Conv2d(inner, channels, 1)  # W_out
         self.fuse = conv_bn_relu(2 * channels, channels)  # [context, x] -> C
+        assert self.out.bias is not None  # bias=True
         nn.init.zeros_(self.out.weight)  # as mmseg: the context starts at zero
         nn.init.zeros_(self.out.bias)
 

@@ -26,9 +26,7 @@ def bottleneck_mlp(channels: int, reduction: int, name: str) -> nn.Sequential:
     return nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
 
 
-@register_module(
-    "se", family="other", paper="Hu et al., CVPR 2018 (squeeze-and-excitation)", complexity="O(n)"
-)
+@register_module("se", family="other", paper="Hu et al., CVPR 2018 (squeeze-and-excitation)", complexity="O(n)")
 class SqueezeExcitation(nn.Module):
     """Squeeze (global average pool) and excitation (bottleneck MLP, sigmoid), Eq. 2-4:
 

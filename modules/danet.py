@@ -46,17 +46,17 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         feats = x.flatten(2)  # (B, C, n)
-        # The energies are sums over n pixels: in float32, as float16 (AMP) overflows past 65504.
+        # The energies are sums over n pixels: in at least float32, as float16 (AMP) overflows past
+        # 65504; float64 stays float64 (upcast only).
         with torch.autocast(x.device.type, enabled=False):
-            energy = feats.float() @ feats.float().transpose(1, 2)  # (B, C, C)
+            wide = feats.float() if feats.dtype in (torch.float16, torch.bfloat16) else feats
+            energy = wide @ wide.transpose(1, 2)  # (B, C, C)
         # DANet's code takes softmax(max(E) - E); softmax ignores the shift, so it is softmax(-E).
         attention = (-energy).softmax(dim=-1).to(x.dtype)
         return (attention @ feats).reshape(B, C, H, W)
 
 
-@register_module(
-    "danet", family="attention", paper="Fu et al., CVPR 2019 (DANet, dual attention)", complexity="O(n^2)"
-)
+@register_module("danet", family="attention", paper="Fu et al., CVPR 2019 (DANet, dual attention)", complexity="O(n^2)")
 class DualAttention(nn.Module):
     """Position + channel attention, summed.
 

@@ -18,9 +18,7 @@ from hambench.modules.nonlocal_attn import NonLocal2d
 from hambench.registry import register_module
 
 
-@register_module(
-    "dnl", family="attention", paper="Yin et al., ECCV 2020 (disentangled non-local)", complexity="O(n^2)"
-)
+@register_module("dnl", family="attention", paper="Yin et al., ECCV 2020 (disentangled non-local)", complexity="O(n^2)")
 class DisentangledNonLocal2d(NonLocal2d):
     """Disentangled non-local block: whitened pairwise term + unary term.
 

@@ -33,9 +33,7 @@ def _mean_over_workers(tensor: torch.Tensor) -> torch.Tensor:
     return tensor / dist.get_world_size()
 
 
-@register_module(
-    "ema", family="attention", paper="Li et al., ICCV 2019 (EMANet, EM attention)", complexity="O(n)"
-)
+@register_module("ema", family="attention", paper="Li et al., ICCV 2019 (EMANet, EM attention)", complexity="O(n)")
 class EMAttention(nn.Module):
     """EM attention unit with its input/output projections and residual.
 
@@ -45,6 +43,8 @@ class EMAttention(nn.Module):
         stages: EM iterations (3 in EMANet and mmseg).
         momentum: moving-average rate of the bases across training batches (0.1 in mmseg).
     """
+
+    bases: torch.Tensor  # buffer (1, C, K), registered in __init__
 
     def __init__(self, channels: int, bases: int = 64, stages: int = 3, momentum: float = 0.1) -> None:
         super().__init__()

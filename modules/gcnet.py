@@ -18,9 +18,7 @@ from torch import nn
 from hambench.registry import register_module
 
 
-@register_module(
-    "gcnet", family="attention", paper="Cao et al., ICCVW 2019 (GCNet, global context)", complexity="O(n)"
-)
+@register_module("gcnet", family="attention", paper="Cao et al., ICCVW 2019 (GCNet, global context)", complexity="O(n)")
 class GlobalContext(nn.Module):
     """Global context block with attention pooling and channel-add fusion.
 
@@ -35,16 +33,17 @@ class GlobalContext(nn.Module):
         if planes < 1:
             raise ValueError(f"gcnet: channels * ratio must be >= 1, got {channels} * {ratio}")
         self.attend = nn.Conv2d(channels, 1, 1)  # w_k: one attention logit per position
-        self.transform = nn.Sequential(
-            nn.Conv2d(channels, planes, 1),
-            nn.LayerNorm([planes, 1, 1]),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(planes, channels, 1),
-        )
+        # Built in this order (the convs draw their initial weights from the global RNG), named so
+        # that the last one's init below is typed.
+        squeeze = nn.Conv2d(channels, planes, 1)
+        norm = nn.LayerNorm([planes, 1, 1])
+        expand = nn.Conv2d(planes, channels, 1)
+        self.transform = nn.Sequential(squeeze, norm, nn.ReLU(inplace=True), expand)
+        assert self.attend.bias is not None and expand.bias is not None  # bias=True
         nn.init.kaiming_normal_(self.attend.weight, mode="fan_in", nonlinearity="relu")
         nn.init.zeros_(self.attend.bias)
-        nn.init.zeros_(self.transform[-1].weight)  # starts as the identity
-        nn.init.zeros_(self.transform[-1].bias)
+        nn.init.zeros_(expand.weight)  # starts as the identity
+        nn.init.zeros_(expand.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, _, _ = x.shape

@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +38,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from hambench.registry import DefaultRule, register_module
 
 __all__ = [
-    "nmf", "vq", "cd", "nmf_factors", "vq_factors", "cd_factors", "FACTORIZERS", "random_bases",
-    "paper_rank", "soft_assignment", "SubnormalCounter",
-    "MatrixDecomposition2d", "Hamburger",
-    "HamNMF", "HamCD", "HamVQ", "HamNMFV1", "HamNMFV2Plus",
+    "nmf",
+    "vq",
+    "cd",
+    "nmf_factors",
+    "vq_factors",
+    "cd_factors",
+    "FACTORIZERS",
+    "random_bases",
+    "paper_rank",
+    "soft_assignment",
+    "SubnormalCounter",
+    "MatrixDecomposition2d",
+    "Hamburger",
+    "HamNMF",
+    "HamCD",
+    "HamVQ",
+    "HamNMFV1",
+    "HamNMFV2Plus",
 ]
 
 PAPER = "Geng et al., ICLR 2021"
@@ -50,7 +65,7 @@ EPS = 1e-6  # the official code's epsilon in every denominator
 # The paper's settings (the official settings.py and mmseg's ham_kwargs): the one home of each
 # default, read by both MatrixDecomposition2d and Hamburger.
 TRAIN_STEPS = 6  # K in training
-EVAL_STEPS = 7  # K in evaluation
+EVAL_STEPS = 7  # K in evaluation: the official ham.py's default and mmseg's (the official settings.py sets 6)
 DEFAULT_INV_T = {"nmf": 1.0, "vq": 100.0, "cd": 100.0}  # 1 / T of the soft assignments
 BETA = 0.1  # CD's ridge coefficient
 ETA = 0.9  # momentum of the learned bases' online update
@@ -340,6 +355,8 @@ class MatrixDecomposition2d(nn.Module):
     bf16) and the output is cast back to the input's dtype.
     """
 
+    bases: Tensor  # buffer (S, D, R), registered in __init__ only when rand_init=False
+
     def __init__(
         self,
         channels: int,
@@ -367,8 +384,9 @@ class MatrixDecomposition2d(nn.Module):
         if grad not in GRAD_MODES:
             raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
         if not rand_init and not spatial:
-            raise ValueError("learned bases (rand_init=False) need spatial=True: in channel mode D = H*W "
-                             "is only known at run time")
+            raise ValueError(
+                "learned bases (rand_init=False) need spatial=True: in channel mode D = H*W is only known at run time"
+            )
         self.method, self.channels, self.heads, self.spatial = method, channels, heads, spatial
         self.rank = min(rank, channels // heads) if spatial else rank
         self.train_steps, self.eval_steps = train_steps, eval_steps
@@ -378,9 +396,11 @@ class MatrixDecomposition2d(nn.Module):
             self.register_buffer("bases", random_bases(method, heads, channels // heads, self.rank))  # (S, D, R)
 
     def extra_repr(self) -> str:
-        return (f"{self.method}, channels={self.channels}, heads={self.heads}, rank={self.rank}, "
-                f"spatial={self.spatial}, steps={self.train_steps}/{self.eval_steps}, inv_t={self.inv_t}, "
-                f"rand_init={self.rand_init}, grad={self.grad!r}")
+        return (
+            f"{self.method}, channels={self.channels}, heads={self.heads}, rank={self.rank}, "
+            f"spatial={self.spatial}, steps={self.train_steps}/{self.eval_steps}, inv_t={self.inv_t}, "
+            f"rand_init={self.rand_init}, grad={self.grad!r}"
+        )
 
     def _to_matrices(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B * S, D, N)."""
@@ -493,22 +513,36 @@ class Hamburger(nn.Module):
         self.version, self.dual = version, dual
         branches = 2 if dual else 1
         inner = branches * width
-        ham_options = dict(heads=heads, rank=rank, train_steps=train_steps, eval_steps=eval_steps,
-                           inv_t=inv_t, beta=beta, rand_init=rand_init, eta=eta, grad=grad)
 
-        lower = [nn.Conv2d(channels, inner, 1)]
+        def make_ham(spatial: bool) -> MatrixDecomposition2d:
+            return MatrixDecomposition2d(
+                width,
+                method,
+                heads=heads,
+                rank=rank,
+                spatial=spatial,
+                train_steps=train_steps,
+                eval_steps=eval_steps,
+                inv_t=inv_t,
+                beta=beta,
+                rand_init=rand_init,
+                eta=eta,
+                grad=grad,
+            )
+
+        lower: list[nn.Module] = [nn.Conv2d(channels, inner, 1)]
         if method == "nmf":
             lower.append(nn.ReLU(inplace=True))
         self.lower_bread = nn.Sequential(*lower)
 
+        self.ham: MatrixDecomposition2d | nn.ModuleList  # dual: [spatial ham, channel ham]
         if dual:
-            self.ham = nn.ModuleList([
-                MatrixDecomposition2d(width, method, spatial=True, **ham_options),
-                MatrixDecomposition2d(width, method, spatial=False, **ham_options),
-            ])
+            self.ham = nn.ModuleList([make_ham(spatial=True), make_ham(spatial=False)])
         else:
-            self.ham = MatrixDecomposition2d(width, method, **ham_options)
+            self.ham = make_ham(spatial=True)
 
+        self.cheese: nn.Module
+        self.upper_bread: nn.Module
         if version == "v1":
             self.cheese = nn.Identity()
             self.upper_bread = nn.Sequential(nn.Conv2d(inner, channels, 1, bias=False), _norm(norm, channels))
@@ -534,7 +568,7 @@ class Hamburger(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _ham(self, x: Tensor) -> Tensor:
-        if not self.dual:
+        if not isinstance(self.ham, nn.ModuleList):  # one ham (not dual)
             return self.ham(x)
         spatial_half, channel_half = x.chunk(2, dim=1)
         return torch.cat([self.ham[0](spatial_half), self.ham[1](channel_half)], dim=1)
@@ -572,8 +606,15 @@ def _register_hamburger(name: str, *, version: str, method: str) -> Callable[[ty
     """Register a subclass of Hamburger as the variant (version, method). It does not offer the
     options it has no use for: CD's ``beta`` elsewhere, V2+'s dual ham and cheese in V1 and V2."""
     unused = (() if method == "cd" else ("beta",)) + (() if version == "v2+" else V2PLUS_OPTIONS)
-    return register_module(name, family="hamburger", paper=PAPER, complexity="O(n)", rules=HAMBURGER_RULES,
-                           fixed=dict(version=version, method=method), hidden=unused)
+    return register_module(
+        name,
+        family="hamburger",
+        paper=PAPER,
+        complexity="O(n)",
+        rules=HAMBURGER_RULES,
+        fixed=dict(version=version, method=method),
+        hidden=unused,
+    )
 
 
 @_register_hamburger("ham-nmf", version="v2", method="nmf")

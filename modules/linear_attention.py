@@ -37,9 +37,7 @@ class LinearAttention(nn.Module):
         eps: keeps the normaliser away from zero.
     """
 
-    def __init__(
-        self, channels: int, reduction: int = 2, heads: int = 1, norm: bool = True, eps: float = 1e-6
-    ) -> None:
+    def __init__(self, channels: int, reduction: int = 2, heads: int = 1, norm: bool = True, eps: float = 1e-6) -> None:
         super().__init__()
         self.inner = max(channels // reduction, 1)
         if heads < 1 or self.inner % heads:

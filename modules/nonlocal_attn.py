@@ -18,10 +18,12 @@ from hambench.registry import register_module
 def output_projection(inner: int, channels: int, norm: bool) -> nn.Module:
     """W_z: 1x1 conv (+ BN), zero-initialised so that the residual block starts as the identity."""
     if norm:
-        proj = nn.Sequential(nn.Conv2d(inner, channels, 1, bias=False), nn.BatchNorm2d(channels))
-        nn.init.zeros_(proj[1].weight)
-        return proj
+        conv = nn.Conv2d(inner, channels, 1, bias=False)
+        bn = nn.BatchNorm2d(channels)
+        nn.init.zeros_(bn.weight)
+        return nn.Sequential(conv, bn)
     proj = nn.Conv2d(inner, channels, 1)
+    assert proj.bias is not None  # bias=True
     nn.init.zeros_(proj.weight)
     nn.init.zeros_(proj.bias)
     return proj
@@ -51,6 +53,7 @@ class NonLocal2d(nn.Module):
         self.g = nn.Conv2d(channels, self.inner, 1)  # values
         self.out = output_projection(self.inner, channels, norm)
         for conv in (self.theta, self.phi, self.g):  # mmcv's init: N(0, 0.01), zero bias
+            assert conv.bias is not None  # bias=True
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
 

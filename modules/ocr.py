@@ -21,9 +21,7 @@ from hambench.modules.layers import conv_bn_relu
 from hambench.registry import register_module
 
 
-@register_module(
-    "ocr", family="attention", paper="Yuan et al., ECCV 2020 (OCRNet, object context)", complexity="O(n)"
-)
+@register_module("ocr", family="attention", paper="Yuan et al., ECCV 2020 (OCRNet, object context)", complexity="O(n)")
 class ObjectContext(nn.Module):
     """OCR block with its own soft object regions.
 

@@ -48,9 +48,7 @@ class PyramidPooling(nn.Module):
     per channel per image.
     """
 
-    def __init__(
-        self, channels: int, pool_scales: Sequence[int] = (1, 2, 3, 6), reduction: int | None = None
-    ) -> None:
+    def __init__(self, channels: int, pool_scales: Sequence[int] = (1, 2, 3, 6), reduction: int | None = None) -> None:
         super().__init__()
         self.pool_scales = _positive("ppm", "pool_scales", pool_scales)
         reduction = len(self.pool_scales) if reduction is None else reduction

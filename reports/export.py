@@ -43,8 +43,10 @@ def check_export(fmt: str) -> str:
         raise FigureExportError(f"--figures {fmt} needs the kaleido package: pip install 'hambench[figures]'") from None
     browser = find_browser()
     if browser is None:
-        raise FigureExportError(f"--figures {fmt} needs Chrome or Chromium: none on PATH ({', '.join(BROWSERS)}); "
-                                "install Debian's chromium (apt-get install chromium) or set BROWSER_PATH")
+        raise FigureExportError(
+            f"--figures {fmt} needs Chrome or Chromium: none on PATH ({', '.join(BROWSERS)}); "
+            "install Debian's chromium (apt-get install chromium) or set BROWSER_PATH"
+        )
     if not (Path(browser).is_file() and os.access(browser, os.X_OK)):
         raise FigureExportError(f"--figures {fmt}: BROWSER_PATH={browser} is not an executable file")
     return browser
@@ -79,9 +81,13 @@ def export_figures(figures: dict[str, go.Figure], folder: Path, fmt: str, *, bro
     try:
         kaleido.write_fig_from_object_sync(specs, kopts=dict(path=browser, mathjax=False, plotlyjs=str(plotly_js)))
     except Exception as exc:  # a browser that does not start, a render that times out: say which
-        raise FigureExportError(f"--figures {fmt}: {browser} could not render the figures "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise FigureExportError(
+            f"--figures {fmt}: {browser} could not render the figures "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise FigureExportError(f"--figures {fmt}: kaleido wrote no {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+        raise FigureExportError(
+            f"--figures {fmt}: kaleido wrote no {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")
+        )
     return paths

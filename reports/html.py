@@ -2,18 +2,18 @@
 module cost table, the published references, run metadata and failed trials. Opens offline.
 
 All text from a suite, a plugin or a run (module names, options, errors, meta.json) goes through
-``html.escape``; the figures escape their own labels (``figures.esc``).
+``markup.e``; the figures escape their own labels (``style.esc``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import plotly
@@ -21,17 +21,15 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from hambench.io import atomic_write_text
-from hambench.reports.figures import build_figures, si, with_macs
+from hambench.reports.artifacts import artifacts_sections
+from hambench.reports.figures import build_figures
+from hambench.reports.markup import e, figure_div, number, table
 from hambench.reports.runs import Runs, load_runs, run_axes, run_references
-from hambench.reports.samples import samples_section
+from hambench.reports.tuning import tuning_section
+from hambench.results import with_macs
 from hambench.stats import ARM_TITLES, format_mean_ci, format_rank, options_label, summarize, tuned_label
-
-# A short modebar (save, zoom, pan, reset) so it does not cover the titles of narrow plots.
-PLOT_CONFIG = {
-    "displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "svg"},
-    "modeBarButtonsToRemove": ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d",
-                               "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"],
-}
+from hambench.tasks import PROFILE, default_fronts
+from hambench.units import si
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1500px;
@@ -67,41 +65,6 @@ document.querySelectorAll("table.sortable").forEach(table => {
 """
 
 
-def e(value: Any) -> str:
-    """Escape any value for HTML text or attributes; missing values read ``n/a``."""
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return "n/a"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # integer columns with gaps come back from parquet as floats
-    if hasattr(value, "tolist"):  # list columns come back from parquet as numpy arrays
-        value = value.tolist()
-    return html.escape(", ".join(map(str, value)) if isinstance(value, list) else str(value))
-
-
-def _table(columns: list[str], rows: Iterable[list[tuple[str, Any]]], sortable: bool = False) -> str:
-    """``rows`` of (display html, sort value or None) cells; display html is already escaped."""
-    head = "".join(f"<th>{e(c)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for shown, raw in row:
-            numeric = isinstance(raw, (int, float)) and not isinstance(raw, bool) and pd.notna(raw)
-            attrs = f' class="num" data-v="{raw!r}"' if numeric else ""
-            cells.append(f"<td{attrs}>{shown}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    cls = ' class="sortable"' if sortable else ""
-    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def _num(value: Any) -> float | None:
-    v = pd.to_numeric(value, errors="coerce")
-    return None if pd.isna(v) else float(v)
-
-
-def _figure_div(fig: go.Figure) -> str:
-    return '<div class="card">' + fig.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG) + "</div>"
-
-
 # ---------------------------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +81,7 @@ RANKING_RULE = (
 
 def _ranking_cost_columns(rows: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(column, header, unit) of the costs shown: the whole model's where measured, else the module's."""
+
     def have(col: str) -> bool:
         return col in rows and pd.to_numeric(rows[col], errors="coerce").notna().any()
 
@@ -135,30 +99,45 @@ def _ranking_table(rows: pd.DataFrame, chosen: bool = False) -> str:
     several = [c for c in ("backbone", "head") if c in rows and rows[c].astype(str).nunique() > 1]
     costs = _ranking_cost_columns(rows)
     failed = pd.to_numeric(rows["failed"], errors="coerce").fillna(0).sum() > 0
-    columns = ["module", "family", *several, "options", *(["chosen"] if chosen else []), "n", f"{metric} (mean ± 95% CI)", "rank",
-               *(["failed"] if failed else []), *(header for _, header, _ in costs)]
+    columns = [
+        "module",
+        "family",
+        *several,
+        "options",
+        *(["chosen"] if chosen else []),
+        "n",
+        f"{metric} (mean ± 95% CI)",
+        "rank",
+        *(["failed"] if failed else []),
+        *(header for _, header, _ in costs),
+    ]
     body = []
     for _, r in rows.iterrows():
         n = int(r["n"]) if pd.notna(r["n"]) else 0
         mean = e(format_mean_ci(r["mean"], r["ci_half"], n))
         if n >= 2:  # the interval itself beside mean ± half width
             mean += f" <span class='muted'>[{r['ci_low']:.4g}, {r['ci_high']:.4g}]</span>"
-        body.append([
-            (e(r["module"]), None), (e(r["family"]), None), *((e(r[c]), None) for c in several),
-            (f"<span title='{e(r['options'])}'>{e(options_label(str(r['module']), r['options']))}</span>", None),
-            *([(e(tuned_label(r.get("tuned"))), None)] if chosen else []),
-            (e(n), n), (mean, _num(r["mean"])),
-            (e(format_rank(r["rank"], bool(r["tied"]))), _num(r["rank"])),
-            *([(e(int(r["failed"])), int(r["failed"]))] if failed else []),
-            *((e(si(_num(r.get(col)), unit)), _num(r.get(col))) for col, _, unit in costs),
-        ])
-    return _table(columns, body, sortable=True)
+        body.append(
+            [
+                (e(r["module"]), None),
+                (e(r["family"]), None),
+                *((e(r[c]), None) for c in several),
+                (f"<span title='{e(r['options'])}'>{e(options_label(str(r['module']), r['options']))}</span>", None),
+                *([(e(tuned_label(r.get("tuned"))), None)] if chosen else []),
+                (e(n), n),
+                (mean, number(r["mean"])),
+                (e(format_rank(r["rank"], bool(r["tied"]))), number(r["rank"])),
+                *([(e(int(r["failed"])), int(r["failed"]))] if failed else []),
+                *((e(si(number(r.get(col)), unit)), number(r.get(col))) for col, _, unit in costs),
+            ]
+        )
+    return table(columns, body, sortable=True)
 
 
 def ranking_section(runs: Runs) -> str:
     """The ranking tables at the top of the report: per task, data set and accuracy metric (the
     headline first), each configuration's n, mean ± 95 % CI, rank with ties and cost, from
-    hambench.stats.summarize. Every metric: a GAN's fid_surrogate and symmetry_error can disagree."""
+    hambench.stats.summarize. Every metric: two metrics of one task can disagree."""
     summary = summarize(runs.results)
     rows = summary[summary["metric"].fillna("") != ""] if not summary.empty else summary
     out = ['<section id="ranking"><h2>Ranking</h2>']
@@ -182,58 +161,73 @@ def _axis_notes(notes: Iterable[str]) -> str:
 def pareto_section(figures: dict[str, go.Figure], axis_notes: Iterable[str] = ()) -> str:
     keys = [k for k in figures if k.startswith("pareto/")]
     if not keys:
-        return "<h2>Accuracy vs cost</h2><p class='muted'>No successful trial in these runs has both an accuracy " \
-               "metric (mIoU, fid, fid_surrogate) and a whole-model cost (<code>model_*</code>: MACs, params, " \
-               "latency, peak memory of the trained model, measured by each seg and gan trial; runs made before " \
-               "hambench measured them have none): nothing to put on a Pareto front.</p>" + _axis_notes(axis_notes)
-    out = ["<h2>Accuracy vs cost of the whole model: Pareto fronts</h2>",
-           "<p class='muted'>Mean over seeds with 95% confidence intervals (Student t) as error bars, the "
-           "numbers of the ranking table; a configuration with one seed has no error bar (its hover says so). "
-           "Colour = module family, marker = backbone. "
-           "The dotted step line joins the non-dominated configurations (labelled); dominated ones are dimmed. "
-           "The cost is the whole trained model's (<code>model_*</code>: measured in its trial, batch 1, "
-           "inference, at its training crop; a GAN's generator at its output size), not the context module's, "
-           "which has its own view below. Hollow diamonds are published whole models, drawn only on a front of "
-           "the same task, data set and metric (MACs only at the same input size); each front says in one line "
-           "what it shows of them. Click a legend entry to hide it.</p>", _axis_notes(axis_notes)]
+        return (
+            "<h2>Accuracy vs cost</h2><p class='muted'>No successful trial in these runs has both an accuracy "
+            f"metric ({e(', '.join(default_fronts()))}) and a whole-model cost (<code>model_*</code>: MACs, params, "
+            "latency, peak memory of the trained model, measured by each training trial; runs made before "
+            "hambench measured them have none): nothing to put on a Pareto front.</p>" + _axis_notes(axis_notes)
+        )
+    out = [
+        "<h2>Accuracy vs cost of the whole model: Pareto fronts</h2>",
+        "<p class='muted'>Mean over seeds with 95% confidence intervals (Student t) as error bars, the "
+        "numbers of the ranking table; a configuration with one seed has no error bar (its hover says so). "
+        "Colour = module family, marker = backbone. "
+        "The dotted step line joins the non-dominated configurations (labelled); dominated ones are dimmed. "
+        "The cost is the whole trained model's (<code>model_*</code>: measured in its trial, batch 1, "
+        "inference, at its training crop; a GAN's generator at its output size), not the context module's, "
+        "which has its own view below. Hollow diamonds are published whole models, drawn only on a front of "
+        "the same task, data set and metric (MACs only at the same input size); each front says in one line "
+        "what it shows of them. Click a legend entry to hide it.</p>",
+        _axis_notes(axis_notes),
+    ]
     groups: dict[tuple[str, str], list[str]] = {}
     for k in keys:
         data, metric, _cost = k.removeprefix("pareto/").rsplit("/", 2)  # a data name may hold "/"
         groups.setdefault((data, metric), []).append(k)
     for (data, metric), ks in groups.items():
         out.append(f"<h3>{e(metric)} on {e(data)}</h3><div class='grid'>")
-        out += [_figure_div(figures[k]) for k in ks]
+        out += [figure_div(figures[k]) for k in ks]
         out.append("</div>")
     return "\n".join(out)
 
 
+def _figures_section(figures: dict[str, go.Figure], prefix: str, intro: str, *, empty: str, grid: str) -> str:
+    """``intro`` (a heading and its prose), then the figures whose keys start with ``prefix`` in a
+    grid of CSS class ``grid``; ``empty`` when there is none."""
+    keys = [k for k in figures if k.startswith(prefix)]
+    if not keys:
+        return empty
+    return intro + f"<div class='{grid}'>" + "".join(figure_div(figures[k]) for k in keys) + "</div>"
+
+
 def module_section(figures: dict[str, go.Figure]) -> str:
     """The context module's own cost at the profile shape: cost against cost, no accuracy."""
-    keys = [k for k in figures if k.startswith("module/")]
-    if not keys:
-        return ""
-    return ("<h2>The context module alone: cost at the profile shape</h2><p class='muted'>What the context "
-            "module costs by itself, measured by its profiling trial on a random input of the profile shape "
-            "(B×C×H×W), apart from any backbone or head; both axes lower is better, the dotted line joins the "
-            "modules no other beats on both. No accuracy here: a trained model's accuracy belongs to the whole "
-            "model's cost (the fronts above).</p>"
-            "<div class='grid'>" + "".join(_figure_div(figures[k]) for k in keys) + "</div>")
+    intro = (
+        "<h2>The context module alone: cost at the profile shape</h2><p class='muted'>What the context "
+        "module costs by itself, measured by its profiling trial on a random input of the profile shape "
+        "(B×C×H×W), apart from any backbone or head; both axes lower is better, the dotted line joins the "
+        "modules no other beats on both. No accuracy here: a trained model's accuracy belongs to the whole "
+        "model's cost (the fronts above).</p>"
+    )
+    return _figures_section(figures, "module/", intro, empty="", grid="grid")
 
 
 def scaling_section(figures: dict[str, go.Figure]) -> str:
+    """Each module's cost against n = H·W, and the exponents fitted to it."""
     from hambench.scaling import LATENCY_FLOOR_MS, MAX_SPREAD
 
-    keys = [k for k in figures if k.startswith("scaling/")]
-    if not keys:
-        return "<h2>Scaling with resolution</h2><p class='muted'>No n-sweep rows in profile.parquet.</p>"
-    return ("<h2>Scaling with resolution</h2><p class='muted'>Module cost against n = H·W on log-log axes; "
-            "the legend gives each module's fitted exponent k of cost ∝ n<sup>k</sup> "
-            "(1 = linear like Hamburger's O(ndr), 2 = quadratic like self-attention's n×n map), the range of n "
-            "it was fitted over and its R². Latency is fitted only over sizes above the timing floor "
-            f"(median ≥ {LATENCY_FLOOR_MS:g} ms and IQR/median &lt; {MAX_SPREAD:.0%}; hollow markers are the "
-            "sizes left out) and needs three of them; with fewer the legend says <i>no fit</i> and why. MACs and "
-            "memory are exact counts: every size counts, two suffice.</p>"
-            "<div class='grid3'>" + "".join(_figure_div(figures[k]) for k in keys) + "</div>")
+    heading = "<h2>Scaling with resolution</h2>"
+    intro = heading + (
+        "<p class='muted'>Module cost against n = H·W on log-log axes; "
+        "the legend gives each module's fitted exponent k of cost ∝ n<sup>k</sup> "
+        "(1 = linear like Hamburger's O(ndr), 2 = quadratic like self-attention's n×n map), the range of n "
+        "it was fitted over and its R². Latency is fitted only over sizes above the timing floor "
+        f"(median ≥ {LATENCY_FLOOR_MS:g} ms and IQR/median &lt; {MAX_SPREAD:.0%}; hollow markers are the "
+        "sizes left out) and needs three of them; with fewer the legend says <i>no fit</i> and why. MACs and "
+        "memory are exact counts: every size counts, two suffice.</p>"
+    )
+    empty = heading + "<p class='muted'>No n-sweep rows in profile.parquet.</p>"
+    return _figures_section(figures, "scaling/", intro, empty=empty, grid="grid3")
 
 
 def _cost_rows(runs: Runs) -> pd.DataFrame:
@@ -245,7 +239,7 @@ def _cost_rows(runs: Runs) -> pd.DataFrame:
             prof = prof[prof["sweep_size"].isna()]
         if not prof.empty:
             return with_macs(prof)
-    res = runs.results[runs.results["task"] == "profile"]
+    res = runs.results[runs.results["task"] == PROFILE]
     return with_macs(res.rename(columns={"profile_shape": "shape"}))
 
 
@@ -269,12 +263,29 @@ def cost_section(runs: Runs) -> str:
     if rows.empty:
         return "<h2>Module cost</h2><p class='muted'>No module was profiled in these runs.</p>"
     families = dict(zip(runs.results["module"].astype(str), runs.results["family"].astype(str)))
-    columns = ["module", "family", "options", "shape", "dtype", "mode", "params", "MACs fvcore",
-               "MACs torchprofile", "FLOPs torch", "latency ms", "IQR ms", "peak memory", "uncounted ops",
-               "device", "threads", "torch", "node"]
+    columns = [
+        "module",
+        "family",
+        "options",
+        "shape",
+        "dtype",
+        "mode",
+        "params",
+        "MACs fvcore",
+        "MACs torchprofile",
+        "FLOPs torch",
+        "latency ms",
+        "IQR ms",
+        "peak memory",
+        "uncounted ops",
+        "device",
+        "threads",
+        "torch",
+        "node",
+    ]
 
     def cell(row: pd.Series, col: str, unit: str = "", ms: bool = False) -> tuple[str, Any]:
-        raw = _num(row.get(col))
+        raw = number(row.get(col))
         if ms and raw is not None:
             return f"{raw:.3f}", raw
         return e(si(raw, unit)), raw
@@ -282,35 +293,74 @@ def cost_section(runs: Runs) -> str:
     table_rows = []
     for _, r in rows.iterrows():
         uncounted = r.get("uncounted_ops")
-        table_rows.append([
-            (e(r.get("module")), None), (e(families.get(str(r.get("module")), r.get("family", "n/a"))), None),
-            (e(r.get("options", "")), None), (e(r.get("shape")), None), (e(r.get("dtype")), None),
-            (e(r.get("mode")), None), cell(r, "params"), cell(r, "macs_fvcore"), cell(r, "macs_torchprofile"),
-            cell(r, "flops_torch"), cell(r, "latency_ms", ms=True),
-            cell(r, "latency_iqr_ms", ms=True), cell(r, "peak_mem_bytes", unit="B"),
-            (_ops_cell(uncounted), None),
-            (e(r.get("device_name", r.get("device"))), None), (e(r.get("threads")), None),
-            (e(r.get("torch_version")), None), (e(r.get("node")), None),
-        ])
-    return ("<h2>Module cost</h2><p class='muted'>At the profiled shape; click a column header to sort. "
-            "MACs are multiply-accumulates (fvcore and torchprofile); FLOPs torch is PyTorch's "
-            "FlopCounterMode (2 per MAC).</p>" + _table(columns, table_rows, sortable=True))
+        table_rows.append(
+            [
+                (e(r.get("module")), None),
+                (e(families.get(str(r.get("module")), r.get("family", "n/a"))), None),
+                (e(r.get("options", "")), None),
+                (e(r.get("shape")), None),
+                (e(r.get("dtype")), None),
+                (e(r.get("mode")), None),
+                cell(r, "params"),
+                cell(r, "macs_fvcore"),
+                cell(r, "macs_torchprofile"),
+                cell(r, "flops_torch"),
+                cell(r, "latency_ms", ms=True),
+                cell(r, "latency_iqr_ms", ms=True),
+                cell(r, "peak_mem_bytes", unit="B"),
+                (_ops_cell(uncounted), None),
+                (e(r.get("device_name", r.get("device"))), None),
+                (e(r.get("threads")), None),
+                (e(r.get("torch_version")), None),
+                (e(r.get("node")), None),
+            ]
+        )
+    return (
+        "<h2>Module cost</h2><p class='muted'>At the profiled shape; click a column header to sort. "
+        "MACs are multiply-accumulates (fvcore and torchprofile); FLOPs torch is PyTorch's "
+        "FlopCounterMode (2 per MAC).</p>" + table(columns, table_rows, sortable=True)
+    )
 
 
 def references_section(references: pd.DataFrame, names: Iterable[str] = ("references.csv",)) -> str:
-    columns = ["source", "task", "dataset", "split", "method", "backbone", "module", "eval", "mIoU", "FID",
-               "params (M)", "GMACs", "notes"]
-    rows = [[(f'<a href="{e(r["url"])}">{e(r["source"])}</a>', None), (e(r["task"]), None),
-             (e(r["dataset"]), None), (e(r["split"]), None), (e(r["method"]), None), (e(r["backbone"]), None),
-             (e(r["module"]) if pd.notna(r["module"]) else "", None), (e(r["eval"]), None),
-             (e(r["mIoU"]), _num(r["mIoU"])), (e(r["fid"]), _num(r["fid"])),
-             (e(r["params_M"]), _num(r["params_M"])), (e(r["gmacs"]), _num(r["gmacs"])),
-             (e(r["notes"]) if pd.notna(r["notes"]) else "", None)]
-            for _, r in references.iterrows()]
-    return ("<details><summary><b>Published reference points</b> "
-            f"({len(references)} rows from {', '.join(f'<code>{e(n)}</code>' for n in names)}; drawn only on fronts "
-            "of the same task, data set and metric)</summary>"
-            + _table(columns, rows, sortable=True) + "</details>")
+    columns = [
+        "source",
+        "task",
+        "dataset",
+        "split",
+        "method",
+        "backbone",
+        "module",
+        "eval",
+        "mIoU",
+        "FID",
+        "params (M)",
+        "GMACs",
+        "notes",
+    ]
+    rows = [
+        [
+            (f'<a href="{e(r["url"])}">{e(r["source"])}</a>', None),
+            (e(r["task"]), None),
+            (e(r["dataset"]), None),
+            (e(r["split"]), None),
+            (e(r["method"]), None),
+            (e(r["backbone"]), None),
+            (e(r["module"]) if pd.notna(r["module"]) else "", None),
+            (e(r["eval"]), None),
+            (e(r["mIoU"]), number(r["mIoU"])),
+            (e(r["fid"]), number(r["fid"])),
+            (e(r["params_M"]), number(r["params_M"])),
+            (e(r["gmacs"]), number(r["gmacs"])),
+            (e(r["notes"]) if pd.notna(r["notes"]) else "", None),
+        ]
+        for _, r in references.iterrows()
+    ]
+    return (
+        "<details><summary><b>Published reference points</b> "
+        f"({len(references)} rows from {', '.join(f'<code>{e(n)}</code>' for n in names)}; drawn only on fronts "
+        "of the same task, data set and metric)</summary>" + table(columns, rows, sortable=True) + "</details>"
+    )
 
 
 def _flatten(meta: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -341,12 +391,12 @@ def runs_section(runs: Runs) -> str:
     out = ["<h2>Runs</h2>"]
     for meta in runs.meta:
         out.append(f"<h3>{e(meta.get('suite'))} / {e(meta.get('run_id'))}</h3>")
-        out.append(_table(["field", "value"], [[(e(k), None), (e(v), None)] for k, v in _flatten(meta)]))
+        out.append(table(["field", "value"], [[(e(k), None), (e(v), None)] for k, v in _flatten(meta)]))
         for key, value in meta.items():  # lists of records, e.g. the nodes with their hardware
             if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
                 cols = list(dict.fromkeys(c for x in value for c in x))
                 out.append(f"<b>{e(key)}</b>")
-                out.append(_table(cols, [[(e(x.get(c)), None) for c in cols] for x in value]))
+                out.append(table(cols, [[(e(x.get(c)), None) for c in cols] for x in value]))
         text = runs.suite_yaml.get(meta["run_dir"])
         if text:
             out.append(f"<details><summary>suite.yaml</summary><pre>{e(text)}</pre></details>")
@@ -359,10 +409,25 @@ def runs_section(runs: Runs) -> str:
     if not failed.empty:
         out.append("<h3>Failed trials</h3>")
         cols = ["trial", "task", "module", "backbone", "data", "seed", "options", "node", "error"]
-        out.append(_table(cols, [[(e(r["trial_id"]), None), (e(r["task"]), None), (e(r["module"]), None),
-                                  (e(r["backbone"]), None), (e(r["data"]), None), (e(r["seed"]), None),
-                                  (e(r["options"]), None), (e(r["node"]), None),
-                                  (_error_cell(r["error"]), None)] for _, r in failed.iterrows()]))
+        out.append(
+            table(
+                cols,
+                [
+                    [
+                        (e(r["trial_id"]), None),
+                        (e(r["task"]), None),
+                        (e(r["module"]), None),
+                        (e(r["backbone"]), None),
+                        (e(r["data"]), None),
+                        (e(r["seed"]), None),
+                        (e(r["options"]), None),
+                        (e(r["node"]), None),
+                        (_error_cell(r["error"]), None),
+                    ]
+                    for _, r in failed.iterrows()
+                ],
+            )
+        )
     return "\n".join(out)
 
 
@@ -371,10 +436,14 @@ def runs_section(runs: Runs) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFrame, *,
-                reference_names: Iterable[str] = ("references.csv",), axis_notes: Iterable[str] = ()) -> str:
-    from hambench.reports.tuning import tuning_section  # here: it imports this module's helpers
-
+def report_html(
+    runs: Runs,
+    figures: dict[str, go.Figure],
+    references: pd.DataFrame,
+    *,
+    reference_names: Iterable[str] = ("references.csv",),
+    axis_notes: Iterable[str] = (),
+) -> str:
     suites = ", ".join(dict.fromkeys(str(m.get("suite")) for m in runs.meta))
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     run_list = ", ".join(f"{m.get('suite')}/{m.get('run_id')}" for m in runs.meta)
@@ -388,7 +457,7 @@ def report_html(runs: Runs, figures: dict[str, go.Figure], references: pd.DataFr
 plotly {e(plotly.__version__)}</p>
 {ranking_section(runs)}
 {tuning_section(runs)}
-{samples_section(runs.results, runs.meta, summarize(runs.results))}
+{artifacts_sections(runs.results, runs.meta, summarize(runs.results))}
 {pareto_section(figures, axis_notes)}
 {module_section(figures)}
 {scaling_section(figures)}

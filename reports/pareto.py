@@ -8,7 +8,7 @@ one. Equal points do not dominate each other, so ties are all on the front.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

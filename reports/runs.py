@@ -16,11 +16,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hambench.axes import DEFAULT_MODULE_AXES, MODEL_COSTS, check_axes
-from hambench.schema import read_columns
-from hambench.tasks import default_fronts
-
-REQUIRED_RESULT_COLUMNS = ["trial_id", "task", "module", "status"]
+from hambench.results import ResultsError, normalise_results, read_columns
+from hambench.schema import DEFAULT_MODULE_AXES, MODEL_COSTS
+from hambench.suite import check_axes
+from hambench.tasks import PROFILE, default_fronts
 
 
 class RunDirError(ValueError):
@@ -37,39 +36,13 @@ class Runs:
     suite_yaml: dict[str, str] = field(default_factory=dict)  # run dir -> suite.yaml text
 
 
-def canonical_options(value: Any) -> str:
-    """The trial's module options as compact JSON with sorted keys, so equal options group together."""
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) or value == "":
-        return "{}"
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return value  # not JSON: keep the text as written (it is escaped when shown)
-    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
-
-
-def normalise_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the optional columns a task does not write (fid for seg, mIoU for gan) as missing values
-    and canonicalise the options, so every reader sees the full schema."""
-    missing = [c for c in REQUIRED_RESULT_COLUMNS if c not in df.columns]
-    if missing:
-        raise RunDirError(f"the results table lacks the column(s) {missing}")
-    df = df.copy()
-    for col in read_columns():  # hambench.schema: the columns every reader can count on
-        if col not in df.columns:
-            df[col] = pd.NA
-    df["options"] = df["options"].map(canonical_options)
-    return df
-
-
 def _read_results(run_dir: Path) -> pd.DataFrame:
     path = run_dir / "results.parquet"
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory: it has no results.parquet")
     try:
         df = normalise_results(pd.read_parquet(path))
-    except RunDirError as exc:
+    except ResultsError as exc:
         raise RunDirError(f"{path}: {exc}") from None
     df["run_dir"] = str(run_dir)
     if df["run_id"].isna().all():
@@ -156,8 +129,10 @@ def run_references(runs: Runs) -> tuple[pd.DataFrame, list[str]]:
             elif shipped.is_file():
                 path = Path(str(shipped))
             else:
-                raise RunDirError(f"{run_dir}/suite.yaml: references: {name!r} is neither in the run directory "
-                                  f"nor shipped with hambench ({SHIPPED_REFERENCES})")
+                raise RunDirError(
+                    f"{run_dir}/suite.yaml: references: {name!r} is neither in the run directory "
+                    f"nor shipped with hambench ({SHIPPED_REFERENCES})"
+                )
         label = SHIPPED_REFERENCES if path is None else Path(path).name
         if label not in names:
             names.append(label)
@@ -166,7 +141,9 @@ def run_references(runs: Runs) -> tuple[pd.DataFrame, list[str]]:
     return refs, names or [SHIPPED_REFERENCES]
 
 
-def _default_axes() -> list[tuple[str, str]]:
+def default_axes() -> list[tuple[str, str]]:
+    """The (x, y) pairs a report draws when a suite names none: every front metric a task declares
+    (``hambench.tasks.Metric.front``) against every whole-model cost, and the module's own view."""
     return [(x, m) for m in default_fronts() for x in MODEL_COSTS] + list(DEFAULT_MODULE_AXES)
 
 
@@ -185,7 +162,7 @@ def run_axes(runs: Runs) -> tuple[list[tuple[str, str]] | None, list[str]]:
             defaults = True  # this run's suite leaves the axes to the report
             continue
         tasks = runs.results.loc[runs.results["run_dir"] == run_dir, "task"] if "run_dir" in runs.results else []
-        task = doc.get("task") or next((t for t in tasks if t != "profile"), "profile")
+        task = doc.get("task") or next((t for t in tasks if t != PROFILE), PROFILE)
         for axes in named:
             x, y = (str(axes.get("x")), str(axes.get("y"))) if isinstance(axes, dict) else (str(axes), "")
             why = check_axes(x, y, task, profiled=bool(doc.get("profile", True)))
@@ -196,5 +173,5 @@ def run_axes(runs: Runs) -> tuple[list[tuple[str, str]] | None, list[str]]:
     if not pairs:
         return None, notes
     if defaults:
-        pairs += [p for p in _default_axes() if p not in pairs]
+        pairs += [p for p in default_axes() if p not in pairs]
     return pairs, notes

@@ -2,7 +2,7 @@
 its equal-budget search tried and chose on validation, and what the chosen configuration ("tuned"
 arm) scores on test beside the module's defaults ("default" arm).
 
-Read from the results table only (``hambench.schema``): the search's rows (phase ``search``, the
+Read from the results table only (``hambench.results``): the search's rows (phase ``search``, the
 validation score under ``val_<metric>``, status ``ok`` / ``stopped`` / ``failed``) and the
 retrain's (phase ``retrain``, split ``test``, arm ``tuned`` / ``default``). Intervals and the
 tuned-vs-default test are hambench.stats'; every string from a suite or a run is escaped (``e`` in
@@ -20,10 +20,11 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
-from hambench.reports.figures import FIG_HEIGHT, esc
-from hambench.reports.html import _figure_div, _table, e
+from hambench.reports.markup import e, figure_div, table
 from hambench.reports.runs import Runs
-from hambench.schema import VAL_PREFIX, by_arm, search_rows
+from hambench.reports.style import esc, layout
+from hambench.results import by_arm, json_object, search_rows
+from hambench.schema import VAL_PREFIX
 from hambench.stats import Interval, format_mean_ci, interval, options_label, significantly_better, tuned_label
 from hambench.tasks import metric_sense, task_metrics
 
@@ -31,8 +32,11 @@ from hambench.tasks import metric_sense, task_metrics
 POINT_KEYS = ("run_dir", "task", "data", "module", "backbone", "head", "grid_options")
 PALETTE = plotly.colors.qualitative.Plotly  # one colour per module, the same in both figures
 SPREAD = 0.7  # of the gap between two modules, taken by one module's samples side by side
-STATUS_LEGEND = (("ran the whole budget", "circle", 9), ("stopped early by ASHA", "circle-open", 9),
-                 ("chosen (best on validation)", "star", 15))
+STATUS_LEGEND = (
+    ("ran the whole budget", "circle", 9),
+    ("stopped early by ASHA", "circle-open", 9),
+    ("chosen (best on validation)", "star", 15),
+)
 
 EXPLANATION = (
     "Every module gets the same tuning budget: the same number of sampled configurations (sample 0 is the "
@@ -115,15 +119,7 @@ class PointTuning:
 
 def _json(text: Any) -> dict[str, Any]:
     """A JSON object column's value as a dict ({} when empty or not an object)."""
-    if isinstance(text, dict):
-        return text
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return json_object(text) or {}
 
 
 def _grid_options(row: pd.Series) -> str:
@@ -152,10 +148,14 @@ def _arm_interval(rows: pd.DataFrame, metric: str) -> Interval:
 def _point(key: tuple[str, ...], search: pd.DataFrame, retrain: pd.DataFrame, metric: str) -> PointTuning:
     fields = dict(zip(POINT_KEYS, key))
     val = VAL_PREFIX + metric
-    search = search.assign(
-        sample=pd.to_numeric(search["sample"], errors="coerce"),
-        val=pd.to_numeric(search[val], errors="coerce") if val in search else np.nan,
-    ).sort_values("sample", kind="stable").reset_index(drop=True)
+    search = (
+        search.assign(
+            sample=pd.to_numeric(search["sample"], errors="coerce"),
+            val=pd.to_numeric(search[val], errors="coerce") if val in search else np.nan,
+        )
+        .sort_values("sample", kind="stable")
+        .reset_index(drop=True)
+    )
     tuned_rows = retrain[retrain["arm"] == "tuned"]
     default_rows = retrain[retrain["arm"] == "default"]
     chosen_samples = pd.to_numeric(tuned_rows["sample"], errors="coerce").dropna()
@@ -167,12 +167,22 @@ def _point(key: tuple[str, ...], search: pd.DataFrame, retrain: pd.DataFrame, me
         full = pd.to_numeric(retrain["iters"], errors="coerce").dropna()
     first = search.iloc[0]
     return PointTuning(
-        task=fields["task"], data=fields["data"], module=fields["module"], family=str(first.get("family", "")),
-        backbone=fields["backbone"], head=fields["head"], grid_options=fields["grid_options"],
-        run=f"{first.get('suite')}/{first.get('run_id')}", metric=metric,
-        default=_arm_interval(default_rows, metric), tuned=_arm_interval(tuned_rows, metric),
-        chosen=chosen, chosen_values=chosen_values, defaults=defaults,
-        budget_iters=float(full.max()) if not full.empty else None, search=search,
+        task=fields["task"],
+        data=fields["data"],
+        module=fields["module"],
+        family=str(first.get("family", "")),
+        backbone=fields["backbone"],
+        head=fields["head"],
+        grid_options=fields["grid_options"],
+        run=f"{first.get('suite')}/{first.get('run_id')}",
+        metric=metric,
+        default=_arm_interval(default_rows, metric),
+        tuned=_arm_interval(tuned_rows, metric),
+        chosen=chosen,
+        chosen_values=chosen_values,
+        defaults=defaults,
+        budget_iters=float(full.max()) if not full.empty else None,
+        search=search,
     )
 
 
@@ -261,24 +271,39 @@ def tuning_table(points: list[PointTuning]) -> str:
     """One row per grid point: both arms on test, the difference, the chosen configuration, the search."""
     metric = points[0].metric
     several = _several(points)
-    columns = ["module", *(HEADERS[f] for f in several), f"default: test {metric} (mean ± 95% CI)",
-               f"tuned: test {metric} (mean ± 95% CI)", "tuned − default", "tuned vs default (Welch, 5%)",
-               "chosen on validation", "samples", "ran the whole budget", "iterations spent",
-               f"best val {metric}"]
+    columns = [
+        "module",
+        *(HEADERS[f] for f in several),
+        f"default: test {metric} (mean ± 95% CI)",
+        f"tuned: test {metric} (mean ± 95% CI)",
+        "tuned − default",
+        "tuned vs default (Welch, 5%)",
+        "chosen on validation",
+        "samples",
+        "ran the whole budget",
+        "iterations spent",
+        f"best val {metric}",
+    ]
     body = []
     for p in points:
         diff, best = _difference(p), p.best_val
         failed = int((p.search["status"] == "failed").sum())
-        body.append([
-            (e(p.module), None), *((e(_field(p, f)), None) for f in several),
-            _arm_cell(p.default), _arm_cell(p.tuned),
-            ("n/a" if np.isnan(diff) else e(f"{diff:+.3g}"), None if np.isnan(diff) else diff),
-            (e(_verdict(p)), None), (e(chosen_text(p)), p.chosen),
-            (e(p.samples) + (f" <span class='muted'>({failed} failed)</span>" if failed else ""), p.samples),
-            (e(len(p.completed)), len(p.completed)), _spent_cell(p),
-            ("n/a" if np.isnan(best) else e(f"{best:.4g}"), None if np.isnan(best) else best),
-        ])
-    return _table(columns, body, sortable=True)
+        body.append(
+            [
+                (e(p.module), None),
+                *((e(_field(p, f)), None) for f in several),
+                _arm_cell(p.default),
+                _arm_cell(p.tuned),
+                ("n/a" if np.isnan(diff) else e(f"{diff:+.3g}"), None if np.isnan(diff) else diff),
+                (e(_verdict(p)), None),
+                (e(chosen_text(p)), p.chosen),
+                (e(p.samples) + (f" <span class='muted'>({failed} failed)</span>" if failed else ""), p.samples),
+                (e(len(p.completed)), len(p.completed)),
+                _spent_cell(p),
+                ("n/a" if np.isnan(best) else e(f"{best:.4g}"), None if np.isnan(best) else best),
+            ]
+        )
+    return table(columns, body, sortable=True)
 
 
 # --- the figures -----------------------------------------------------------------------------------
@@ -306,18 +331,13 @@ def _sample_hover(p: PointTuning, label: str, r: pd.Series, chosen: bool) -> str
         ran = f"ran the whole budget ({reached} iterations)"
     else:
         ran = f"stopped by ASHA at iteration {reached}{of}: its score then"
-    return "<br>".join([
-        f"<b>{label}</b> · {name}", esc(tuned_label(r.get("tuned"))),
-        f"val {esc(p.metric)}: {r['val']:.4g} · {ran}",
-        f"trained with seed {esc(r.get('seed'))} · trial {esc(r.get('trial_id'))}",
-    ])
-
-
-def _layout(fig: go.Figure, title: str, x: dict, y: dict) -> None:
-    fig.update_layout(
-        title=dict(text=title, font=dict(size=14)), height=FIG_HEIGHT, template="plotly_white",
-        margin=dict(l=60, r=20, t=50, b=50), hoverlabel=dict(align="left"),
-        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, font=dict(size=11)), xaxis=x, yaxis=y,
+    return "<br>".join(
+        [
+            f"<b>{label}</b> · {name}",
+            esc(tuned_label(r.get("tuned"))),
+            f"val {esc(p.metric)}: {r['val']:.4g} · {ran}",
+            f"trained with seed {esc(r.get('seed'))} · trial {esc(r.get('trial_id'))}",
+        ]
     )
 
 
@@ -332,32 +352,52 @@ def sensitivity_figure(points: list[PointTuning], title: str) -> go.Figure:
     colors, labels = _colors(points), _labels(points)
     fig = go.Figure()
     for name, symbol, size in STATUS_LEGEND:  # legend-only entries: what a marker's shape means
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
-                                 marker=dict(symbol=symbol, size=size, color="#555")))
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=name, marker=dict(symbol=symbol, size=size, color="#555")
+            )
+        )
     for i, (p, color, label) in enumerate(zip(points, colors, labels)):
         scored = p.search[p.search["val"].notna()]
         width = SPREAD / max(p.samples, 1)
         x = i + (scored["sample"] - (p.samples - 1) / 2) * width
         for status, symbol, size in (("ok", "circle", 9), ("stopped", "circle-open", 9)):
             mine = scored["status"] == status
-            fig.add_trace(go.Scatter(
-                x=x[mine], y=scored.loc[mine, "val"], mode="markers", name=label, showlegend=False,
-                legendgroup=status, marker=dict(symbol=symbol, size=size, color=color, line=dict(width=1.5)),
-                hovertext=[_sample_hover(p, label, r, r["sample"] == p.chosen) for _, r in scored[mine].iterrows()],
-                hovertemplate="%{hovertext}<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=x[mine],
+                    y=scored.loc[mine, "val"],
+                    mode="markers",
+                    name=label,
+                    showlegend=False,
+                    legendgroup=status,
+                    marker=dict(symbol=symbol, size=size, color=color, line=dict(width=1.5)),
+                    hovertext=[_sample_hover(p, label, r, r["sample"] == p.chosen) for _, r in scored[mine].iterrows()],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                )
+            )
         chosen = scored[(scored["sample"] == p.chosen) & (scored["status"] == "ok")]
         if not chosen.empty:
-            fig.add_trace(go.Scatter(
-                x=x[chosen.index], y=chosen["val"], mode="markers", name=f"{label}: chosen",
-                showlegend=False, legendgroup="chosen",
-                marker=dict(symbol="star", size=15, color=color, line=dict(width=1.5, color="#111")),
-                hovertext=[_sample_hover(p, label, r, True) for _, r in chosen.iterrows()],
-                hovertemplate="%{hovertext}<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=x[chosen.index],
+                    y=chosen["val"],
+                    mode="markers",
+                    name=f"{label}: chosen",
+                    showlegend=False,
+                    legendgroup="chosen",
+                    marker=dict(symbol="star", size=15, color=color, line=dict(width=1.5, color="#111")),
+                    hovertext=[_sample_hover(p, label, r, True) for _, r in chosen.iterrows()],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                )
+            )
     ticks = dict(tickmode="array", tickvals=list(range(len(points))), ticktext=labels)
-    _layout(fig, title, dict(title="module (its samples in index order, left to right)", zeroline=False, **ticks),
-            _metric_axis(points[0].metric))
+    layout(
+        fig,
+        title,
+        dict(title="module (its samples in index order, left to right)", zeroline=False, **ticks),
+        _metric_axis(points[0].metric),
+    )
     return fig
 
 
@@ -374,14 +414,24 @@ def best_so_far_figure(points: list[PointTuning], title: str) -> go.Figure:
     fig = go.Figure()
     for p, color, label in zip(points, _colors(points), _labels(points)):
         best = best_so_far(p)
-        fig.add_trace(go.Scatter(
-            x=best.index, y=best.to_numpy(), mode="lines+markers", line_shape="hv", name=label,
-            line=dict(color=color), marker=dict(size=6),
-            hovertext=[f"{label}<br>best val {esc(p.metric)} after {k} samples: "
-                       + ("none ran the whole budget yet" if np.isnan(v) else f"{v:.4g}") for k, v in best.items()],
-            hovertemplate="%{hovertext}<extra></extra>",
-        ))
-    _layout(fig, title, dict(title="samples tried", dtick=1), _metric_axis(points[0].metric))
+        fig.add_trace(
+            go.Scatter(
+                x=best.index,
+                y=best.to_numpy(),
+                mode="lines+markers",
+                line_shape="hv",
+                name=label,
+                line=dict(color=color),
+                marker=dict(size=6),
+                hovertext=[
+                    f"{label}<br>best val {esc(p.metric)} after {k} samples: "
+                    + ("none ran the whole budget yet" if np.isnan(v) else f"{v:.4g}")
+                    for k, v in best.items()
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    layout(fig, title, dict(title="samples tried", dtick=1), _metric_axis(points[0].metric))
     return fig
 
 
@@ -429,6 +479,6 @@ def tuning_section(runs: Runs) -> str:
         out.append(tuning_table(grp))
         figures = tuning_figures(grp, data)
         out.append(f"<p class='muted'>{FIGURES_NOTE}</p><div class='grid'>")
-        out += [_figure_div(fig) for fig in figures.values()]
+        out += [figure_div(fig) for fig in figures.values()]
         out.append("</div>")
     return "\n".join(out + ["</section>"])

@@ -37,8 +37,14 @@ from hambench.tuning import DEVICE_RESOURCE
 
 
 def node(**overrides) -> NodeReport:
-    fields = dict(node_id="a" * 56, address="10.0.0.11", is_head=False, gpus=0.0, versions=local_versions(),
-                  custom_resources={DEVICE_RESOURCE: 1.0})
+    fields = dict(
+        node_id="a" * 56,
+        address="10.0.0.11",
+        is_head=False,
+        gpus=0.0,
+        versions=local_versions(),
+        custom_resources={DEVICE_RESOURCE: 1.0},
+    )
     return NodeReport(**{**fields, **overrides})
 
 
@@ -169,8 +175,9 @@ def cluster():
 def hambench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """The real CLI in its own process (a driver that connects to the cluster, like a user's)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "hambench", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hambench", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def check_json(cluster, *args: str) -> tuple[int, dict]:
@@ -213,11 +220,21 @@ def test_a_node_started_without_custom_resources_passes_with_a_note(cluster) -> 
 
 @pytest.mark.slow
 def test_check_fails_naming_each_node_and_reason(cluster) -> None:
-    fake_gpu = cluster.add_node(**NODE, num_cpus=1, num_gpus=1, resources={DEVICE_RESOURCE: 1})  # advertises a GPU this machine lacks
+    fake_gpu = cluster.add_node(
+        **NODE, num_cpus=1, num_gpus=1, resources={DEVICE_RESOURCE: 1}
+    )  # advertises a GPU this machine lacks
     try:
         cluster.wait_for_nodes()
-        result = hambench("cluster", "check", "--address", cluster.address,
-                          "--storage", "mock:///results", "--data-root", "/nonexistent/ade")
+        result = hambench(
+            "cluster",
+            "check",
+            "--address",
+            cluster.address,
+            "--storage",
+            "mock:///results",
+            "--data-root",
+            "/nonexistent/ade",
+        )
     finally:
         cluster.remove_node(fake_gpu)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -227,11 +244,22 @@ def test_check_fails_naming_each_node_and_reason(cluster) -> None:
     for node_id in ids:
         mine = [line for line in fails if line.startswith(f"FAIL node {node_id[:8]} (127.0.0.1, ")]
         assert any(line.endswith("data root /nonexistent/ade does not exist") for line in mine), mine
-        assert any("storage mock:///results is not shared" in line and "cannot be read from" in line for line in mine), mine
+        assert any(
+            "storage mock:///results is not shared" in line and "cannot be read from" in line for line in mine
+        ), mine
         gpu = [line for line in mine if "advertises 1 GPU(s) to Ray but torch sees 0" in line]
         assert len(gpu) == (node_id == fake_gpu.node_id), mine
     assert len(fails) == 4 * 2 + 1
     assert "cluster not ready: 9 problem(s)" in result.stdout
+
+
+def quickstart_smoke(address: str, out: Path, *flags: str) -> None:
+    """``hambench run suite quickstart --smoke`` on the cluster at ``address``, into ``out``, with no
+    report and ``flags``; it must succeed (the test fails showing the end of its output)."""
+    result = hambench(
+        "run", "suite", "quickstart", "--smoke", *flags, "--address", address, "--out", str(out), "--no-report"
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -240,9 +268,7 @@ def test_run_suite_places_trials_on_both_workers(cluster, tmp_path: Path) -> Non
 
     # Two of quickstart's modules: six trials (a profile and two smoke seeds each), two at a time.
     # Each worker has one CPU and the head none, so the two running trials sit on different workers.
-    result = hambench("run", "suite", "quickstart", "--smoke", "--only", "ham-nmf", "nonlocal",
-                      "--address", cluster.address, "--out", str(tmp_path / "runs"), "--no-report")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    quickstart_smoke(cluster.address, tmp_path / "runs", "--only", "ham-nmf", "nonlocal")
     (results,) = (tmp_path / "runs" / "quickstart").glob("*/results.parquet")
     table = pd.read_parquet(results)
     assert len(table) == 6 and (table["status"] == "ok").all(), table[["trial_id", "status", "error"]]

@@ -13,18 +13,19 @@ import copy
 import json
 import math
 import shlex
-import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
 import ray
+import tomllib
 import yaml
 from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from hambench.suite import expand, load_suite
+from hambench.suite import load_suite
 from hambench.tuning import DEVICE_RESOURCE, trial_resources
+from hambench.tuning.plan import expand
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml", "onprem.yaml"]
@@ -92,7 +93,9 @@ def assert_schedulable(head: dict[str, float], workers: list[dict[str, float]]) 
     for node in workers:
         for alone in profiling:
             if fits(alone, node):
-                assert not any(fits(other, left_after(alone, node)) for other in requests), "a trial fits beside profiling"
+                assert not any(fits(other, left_after(alone, node)) for other in requests), (
+                    "a trial fits beside profiling"
+                )
 
 
 @pytest.mark.parametrize("name", CLOUD_CONFIGS)
@@ -140,7 +143,10 @@ def test_launcher_config_pins_versions_and_closes_the_cluster(name: str) -> None
     assert f"ray[default,tune,train]=={ray.__version__}" in setup
     assert '"torch==' in setup and '"torchvision==' in setup
     # Nothing open: dashboard on loopback only, token authentication on every node and driver.
-    head_start, worker_start = " ".join(config["head_start_ray_commands"]), " ".join(config["worker_start_ray_commands"])
+    head_start, worker_start = (
+        " ".join(config["head_start_ray_commands"]),
+        " ".join(config["worker_start_ray_commands"]),
+    )
     assert "--dashboard-host=127.0.0.1" in head_start
     assert "RAY_AUTH_MODE=token ray start --head" in head_start
     assert "RAY_AUTH_MODE=token ray start --address=" in worker_start
@@ -197,7 +203,11 @@ def test_kuberay_gpu_workers_and_shared_volume() -> None:
         pod = group["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
-        shared = [n for n, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName") == claim["metadata"]["name"]]
+        shared = [
+            n
+            for n, v in volumes.items()
+            if v.get("persistentVolumeClaim", {}).get("claimName") == claim["metadata"]["name"]
+        ]
         assert shared and mounts[shared[0]] == "/mnt/shared"
         assert {"name": "HAMBENCH_CACHE", "value": "/mnt/shared/cache"} in pod["containers"][0]["env"]
 

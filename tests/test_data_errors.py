@@ -13,7 +13,8 @@ from hambench.data.image_folder import image_folder
 
 # What each real data set's message must show of the layout it expects.
 EXPECTED = {
-    "ade20k": "images/training/*.jpg, images/validation/*.jpg, annotations/training/*.png and annotations/validation/*.png",
+    "ade20k": "images/training/*.jpg, images/validation/*.jpg, annotations/training/*.png and "
+    "annotations/validation/*.png",
     "voc-aug": "JPEGImages/*.jpg, SegmentationClass/*.png, SegmentationClassAug/*.png",
     "pascal-context": "JPEGImages/*.jpg, SegmentationClassContext/*.png",
 }
@@ -73,7 +74,9 @@ def test_the_parent_of_the_data_set_folder_is_pointed_at_the_folder(tmp_path: Pa
     with pytest.raises(DataRootError) as exc:
         prepare_data("ade20k", tmp_path / "data", 0)
     inside = tmp_path / "data" / "ADEChallengeData2016"
-    assert one_line(exc).startswith(f"ade20k: data root {tmp_path / 'data'} holds ADEChallengeData2016/: pass --data-root {inside}; ")
+    assert one_line(exc).startswith(
+        f"ade20k: data root {tmp_path / 'data'} holds ADEChallengeData2016/: pass --data-root {inside}; "
+    )
 
 
 def test_a_file_where_the_root_should_be(tmp_path: Path) -> None:
@@ -86,7 +89,9 @@ def test_a_file_where_the_root_should_be(tmp_path: Path) -> None:
 def test_an_image_folder_root_is_named_too(tmp_path: Path) -> None:
     with pytest.raises(DataRootError) as exc:
         image_folder(tmp_path / "absent", 32)
-    assert one_line(exc).startswith(f"image-folder: data root {tmp_path / 'absent'} does not exist; expected one folder per class")
+    assert one_line(exc).startswith(
+        f"image-folder: data root {tmp_path / 'absent'} does not exist; expected one folder per class"
+    )
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataRootError) as exc:
         image_folder(tmp_path / "empty", 32)

@@ -8,18 +8,20 @@ import pytest
 
 from hambench.data import make_ade20k_fixture
 from hambench.tasks.seg import SegConfig, train_seg
+from test_seg import TINY_RUN
 
 
 @pytest.mark.slow  # starts a Ray instance and two training processes (about a minute)
 def test_two_gloo_workers_both_contribute(tmp_path) -> None:
     ray = pytest.importorskip("ray")
-    root = make_ade20k_fixture(tmp_path / "ADEChallengeData2016", n_train=16, n_val=2, size=32)  # 4 iters x 2 x 2 = one epoch
-    cfg = SegConfig(context="none", backbone="tiny-d8", data="ade20k", data_root=str(root), iters=4, batch=2,
-                    crop=(32, 32), eval_interval=2, work_dir=str(tmp_path / "ddp"), workers=2, device="cpu")
+    root = make_ade20k_fixture(
+        tmp_path / "ADEChallengeData2016", n_train=16, n_val=2, size=32
+    )  # 4 iters x 2 x 2 = one epoch
+    cfg = SegConfig(**TINY_RUN, data_root=str(root), work_dir=str(tmp_path / "ddp"), workers=2, device="cpu")
     evaluations = []
     try:
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
-        metrics = train_seg(cfg, callback=lambda m, ckpt: evaluations.append((m["iter"], ckpt)))
+        metrics = train_seg(cfg, callback=lambda m, ckpt, files: evaluations.append((m["iter"], ckpt)))
     finally:
         ray.shutdown()
 

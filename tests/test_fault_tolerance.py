@@ -73,8 +73,9 @@ def test_trials_run_on_both_worker_nodes(tmp_path: Path, cluster) -> None:  # no
     c, workers = cluster
     plugin = write_plugin(tmp_path)
     suite = profile_suite(tmp_path, probe_modules(tmp_path, ["a", "b", "c", "d"], delay=0.02), name="spread")
-    run_dir = run_suite(suite, RunOptions(address=c.address, out=tmp_path / "runs", plugins=[str(plugin)],
-                                          progress=False, report=False))
+    run_dir = run_suite(
+        suite, RunOptions(address=c.address, out=tmp_path / "runs", plugins=[str(plugin)], progress=False, report=False)
+    )
     results = pd.read_parquet(run_dir / "results.parquet")
     assert results["status"].eq("ok").all() and len(results) == 4
     ran_on = {n.split(":")[1] for n in results["node"]}
@@ -97,8 +98,9 @@ def test_node_death_retries_the_trial_elsewhere_from_its_checkpoint(tmp_path: Pa
     c, workers = cluster
     plugin = write_plugin(tmp_path)
     # Six steps per trial (the main shape and five sweep sizes), a checkpoint after each.
-    suite = profile_suite(tmp_path, probe_modules(tmp_path, ["a", "b"], delay=0.05), name="node-death",
-                          sweep="[4, 5, 6, 7, 8]")
+    suite = profile_suite(
+        tmp_path, probe_modules(tmp_path, ["a", "b"], delay=0.05), name="node-death", sweep="[4, 5, 6, 7, 8]"
+    )
     out = tmp_path / "runs"
     killed: dict[str, str] = {}
 
@@ -116,8 +118,9 @@ def test_node_death_retries_the_trial_elsewhere_from_its_checkpoint(tmp_path: Pa
 
     chaos = threading.Thread(target=kill_a_node_mid_trial, daemon=True)
     chaos.start()
-    run_dir = run_suite(suite, RunOptions(address=c.address, out=out, plugins=[str(plugin)], progress=False,
-                                          report=False, run_id="r"))
+    run_dir = run_suite(
+        suite, RunOptions(address=c.address, out=out, plugins=[str(plugin)], progress=False, report=False, run_id="r")
+    )
     chaos.join(timeout=5)
     assert killed, "no trial was caught mid-run with a checkpoint"
 
@@ -140,8 +143,14 @@ def test_node_death_retries_the_trial_elsewhere_from_its_checkpoint(tmp_path: Pa
 
 def _hambench(*args: str, **kw) -> subprocess.Popen:  # noqa: ANN003
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "hambench", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hambench", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL])
@@ -186,4 +195,6 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path, sig: signal.Signals) 
     out, _ = straight.communicate(timeout=300)
     assert straight.returncode == 0, out
     again = pd.read_parquet(tmp_path / "runs" / "resume" / "straight" / "results.parquet")
-    pd.testing.assert_frame_equal(results[DETERMINISTIC].reset_index(drop=True), again[DETERMINISTIC].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        results[DETERMINISTIC].reset_index(drop=True), again[DETERMINISTIC].reset_index(drop=True)
+    )

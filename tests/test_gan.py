@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -19,21 +18,21 @@ from torch.nn.utils import parametrize
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from hambench import build_module, module_names
+from hambench.cli.main import main
 from hambench.data.datasets import DataLayoutError
 from hambench.data.image_folder import image_folder
 from hambench.data.synthetic_shapes import SyntheticShapes, symmetry_error
-from hambench.tasks.gan import (
-    CHECKPOINT,
+from hambench.profiling import count_params
+from hambench.tasks.gan import GanConfig, train_gan
+from hambench.tasks.gan.data import SeededBatches, build_dataset
+from hambench.tasks.gan.evaluate import (
     Evaluator,
-    GanConfig,
-    SeededBatches,
     SurrogateFeatures,
-    build_dataset,
     check_inception_weights,
     refresh_spectral_norms,
-    train_gan,
 )
-from hambench.tasks.gan_models import (
+from hambench.tasks.gan.loop import CHECKPOINT
+from hambench.tasks.gan.models import (
     ConditionalBatchNorm2d,
     Discriminator,
     Generator,
@@ -46,8 +45,18 @@ torch.set_num_threads(1)
 
 def tiny_cfg(tmp_path: Path, **overrides) -> GanConfig:
     """A run that takes about a second: 4-wide networks, 4 images a batch, 24 images per FID."""
-    cfg = dict(context="none", res=32, ch=4, batch=4, iters=4, eval_interval=2, eval_samples=24,
-               work_dir=str(tmp_path / "run"), device="cpu", log_interval=0)
+    cfg = dict(
+        context="none",
+        res=32,
+        ch=4,
+        batch=4,
+        iters=4,
+        eval_interval=2,
+        eval_samples=24,
+        work_dir=str(tmp_path / "run"),
+        device="cpu",
+        log_interval=0,
+    )
     cfg.update(overrides)
     return GanConfig(**cfg)
 
@@ -65,6 +74,7 @@ def test_generator_and_discriminator_shapes(res: int) -> None:
     def record(net: str):
         def hook(module, inputs, output) -> None:
             seen[net] = tuple(output.shape[-2:])
+
         return hook
 
     G.context.register_forward_hook(record("G"))
@@ -105,7 +115,7 @@ def test_hamburger_gets_hamgans_rank_unless_given() -> None:
     assert context_block("ham-nmf", 64, {"rank": 4}).ham.rank == 4
     # other families: built with their own defaults, no rank added (they have no such option)
     plain = context_block("nonlocal", 64, None)
-    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in build_module("nonlocal", 64).parameters())
+    assert count_params(plain) == count_params(build_module("nonlocal", 64))
 
 
 def test_conditional_batch_norm_uses_the_class() -> None:
@@ -382,22 +392,33 @@ def test_resume_refuses_a_changed_run(tmp_path: Path) -> None:
         train_gan(tiny_cfg(tmp_path, iters=4, ch=8, resume=True))
 
 
-def gan_parser() -> argparse.ArgumentParser:
-    from hambench.cli.train_gan import add_subparser
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--plugin", action="append", default=[])
-    parser = argparse.ArgumentParser(prog="hambench train")
-    add_subparser(parser.add_subparsers(dest="train_command", required=True), common)
-    return parser
-
-
 def test_cli_prints_final_metrics_as_json_last(tmp_path: Path, capsys) -> None:
-    args = gan_parser().parse_args([
-        "gan", "--context", "none", "--iters", "2", "--eval-interval", "1", "--batch", "4", "--ch", "4",
-        "--eval-samples", "12", "--device", "cpu", "--work-dir", str(tmp_path), "--json",
-    ])
-    assert args.func(args) == 0
+    assert (
+        main(
+            [
+                "train",
+                "gan",
+                "--context",
+                "none",
+                "--iters",
+                "2",
+                "--eval-interval",
+                "1",
+                "--batch",
+                "4",
+                "--ch",
+                "4",
+                "--eval-samples",
+                "12",
+                "--device",
+                "cpu",
+                "--work-dir",
+                str(tmp_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert sum(line.startswith("eval iter") for line in lines) == 2  # reported at each evaluation
     final = json.loads(lines[-1])
@@ -406,9 +427,12 @@ def test_cli_prints_final_metrics_as_json_last(tmp_path: Path, capsys) -> None:
 
 
 def test_cli_missing_fid_weights_is_a_clear_error(tmp_path: Path, capsys) -> None:
-    args = gan_parser().parse_args(["gan", "--context", "none", "--fid-weights", str(tmp_path / "x.pth"),
-                                    "--work-dir", str(tmp_path)])
-    assert args.func(args) == 2
+    assert (
+        main(
+            ["train", "gan", "--context", "none", "--fid-weights", str(tmp_path / "x.pth"), "--work-dir", str(tmp_path)]
+        )
+        == 2
+    )
     assert "x.pth: no such file" in capsys.readouterr().err
 
 
@@ -460,8 +484,27 @@ def test_real_fid_weights_give_fid_and_inception_score_columns(tmp_path: Path) -
 def test_cli_resume_after_kill(tmp_path: Path) -> None:
     """The issue's done-when: `hambench train gan --context ham-nmf --data synthetic-shapes --iters 200`,
     killed (SIGKILL) after its first checkpoint, then resumed from it."""
-    cmd = [sys.executable, "-m", "hambench", "train", "gan", "--context", "ham-nmf", "--data", "synthetic-shapes",
-           "--iters", "200", "--eval-interval", "50", "--device", "cpu", "--threads", "1", "--work-dir", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hambench",
+        "train",
+        "gan",
+        "--context",
+        "ham-nmf",
+        "--data",
+        "synthetic-shapes",
+        "--iters",
+        "200",
+        "--eval-interval",
+        "50",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--work-dir",
+        str(tmp_path),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ckpt = tmp_path / CHECKPOINT
     deadline = time.monotonic() + 400

@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from hambench.reports import render_report
+from hambench.reports.artifacts import find_images, image_file
 from hambench.reports.fixture import make_fixture_run
-from hambench.reports.samples import SAMPLES_FILE, find_sample_grids, sample_file
 from hambench.stats import interval, rank_with_ties, summarize
-from hambench.suite import SMOKE_BUDGET, SMOKE_SEEDS, expand, load_suite
+from hambench.suite import SMOKE_BUDGET, SMOKE_SEEDS, load_suite
 from hambench.tasks.gan import GanConfig
+from hambench.tasks.gan.evaluate import SAMPLES_FILE
+from hambench.tuning.plan import expand
 
 COMPARED = {"ham-nmf", "nonlocal", "nonlocal-sdpa", "none"}  # the modules whose symmetry the suite compares
 
@@ -87,7 +89,7 @@ def test_report_embeds_each_configurations_grid(tmp_path: Path) -> None:
             trial_id = rows.loc[rows["seed"] == seed, "trial_id"].iloc[0]
             data = _write_grid(run_dir / "tune-fixture-fixture-run" / trial_id / "work" / SAMPLES_FILE, 10 + seed)
             written.setdefault(module, {})[seed] = data
-    grids = {g.module: g for g in find_sample_grids(results.assign(run_dir=str(run_dir)), [{"run_dir": str(run_dir)}])}
+    grids = {g.module: g for g in find_images(results.assign(run_dir=str(run_dir)), [{"run_dir": str(run_dir)}])}
     assert set(grids) == set(with_grid)
     assert all(g.seed == 0 and g.png == written[m][0] and g.size == (30, 20) for m, g in grids.items())
 
@@ -101,11 +103,14 @@ def test_where_a_trials_grid_is_found(tmp_path: Path) -> None:
     copy = tmp_path / "samples" / "gan-1.png"
     _write_grid(copy, 1)
     _write_grid(tmp_path / "tune-x" / "gan-1" / "work" / SAMPLES_FILE, 2)
-    assert sample_file(tmp_path, "gan-1") == copy
-    assert sample_file(tmp_path, "gan-2") is None
+    assert image_file(tmp_path, "gan-1", SAMPLES_FILE) == copy
+    assert image_file(tmp_path, "gan-2", SAMPLES_FILE) is None
     for n in (1, 2):  # a trial whose grid reached the run directory only in its Tune checkpoints: the newest
         _write_grid(tmp_path / "tune-x" / "gan-2" / f"checkpoint_00000{n}" / SAMPLES_FILE, n)
-    assert sample_file(tmp_path, "gan-2") == tmp_path / "tune-x" / "gan-2" / "checkpoint_000002" / SAMPLES_FILE
+    assert (
+        image_file(tmp_path, "gan-2", SAMPLES_FILE)
+        == tmp_path / "tune-x" / "gan-2" / "checkpoint_000002" / SAMPLES_FILE
+    )
 
 
 @pytest.mark.slow
@@ -138,8 +143,8 @@ def test_terminal_summary_and_report_rank_every_gan_metric(tmp_path: Path, capsy
     print_summary(summarize(results))
     printed = capsys.readouterr().out
     page = render_report([run_dir]).read_text()
-    ranking = page[page.index('<section id="ranking">'):]
-    ranking = ranking[:ranking.index("</section>")]
+    ranking = page[page.index('<section id="ranking">') :]
+    ranking = ranking[: ranking.index("</section>")]
     for metric in ("fid_surrogate", "symmetry_error"):
         assert f"gan on synthetic-shapes: {metric} (lower is better)" in printed
         assert f"{metric} (lower is better)" in ranking

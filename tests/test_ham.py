@@ -1,5 +1,6 @@
 """The Hamburger family: the algorithms (Alg. 1-3), the gradient modes, the width-relative rank, the
-registered variants, no subnormal floats, parity with mmseg, the contract."""
+registered variants, no subnormal floats, parity with mmseg, the contract with options other than
+the defaults (tests/test_module_contract.py checks every registered module with its defaults)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from hambench.modules.ham import (
     vq,
     vq_factors,
 )
+from hambench.profiling import count_params
 from hambench.registry import RegistryError, build_module, get_spec, list_modules, resolve_options
 
 EPS = 1e-6
@@ -116,16 +118,18 @@ def _clustered(seed=0, d=16, r=4, per=40, noise=0.15):
     """Points around r well-separated directions, and initial bases near those directions."""
     g = torch.Generator().manual_seed(seed)
     centers = F.normalize(torch.randn(d, r, generator=g, dtype=torch.float64), dim=0)
-    x = (centers.repeat_interleave(per, dim=1) + noise * torch.randn(d, r * per, generator=g, dtype=torch.float64))
+    x = centers.repeat_interleave(per, dim=1) + noise * torch.randn(d, r * per, generator=g, dtype=torch.float64)
     bases = F.normalize(centers + 0.3 * torch.randn(d, r, generator=g, dtype=torch.float64), dim=0)
     return x[None], bases[None]
 
 
 def _hard_kmeans(x, bases, steps):
     """Cosine k-means with hard assignments (T -> 0 in Alg. 1); returns the final one-hot codes."""
+
     def assign(b):
         cosine = F.normalize(x, dim=1).transpose(1, 2) @ F.normalize(b, dim=1)
         return F.one_hot(cosine.argmax(-1), b.shape[-1]).to(x.dtype)  # (1, N, R)
+
     for _ in range(steps):
         onehot = assign(bases)
         bases = x @ onehot / onehot.sum(dim=1, keepdim=True)  # each basis: mean of its pixels
@@ -199,7 +203,11 @@ def test_one_step_memory_does_not_grow_with_steps(method):
     fn, _ = FUNCTIONS[method]
     x, bases = _inputs(method, d=32, n=256, r=8, dtype=torch.float32)
     x.requires_grad_(True)
-    saved = {(g, k): _saved_bytes(lambda: fn(x, bases, k, grad=g)) for g in ("one-step", "bptt") for k in (2, 12)}
+    saved = {
+        (g, k): _saved_bytes(lambda k=k, g=g: fn(x, bases, k, grad=g))  # k, g bound now, not at call
+        for g in ("one-step", "bptt")
+        for k in (2, 12)
+    }
     assert saved["one-step", 2] == saved["one-step", 12] > 0, saved
     assert saved["bptt", 12] > saved["bptt", 2] > saved["one-step", 2], saved
 
@@ -279,8 +287,15 @@ def test_rank_defaults_to_an_eighth_of_the_width(name):
 
 @pytest.mark.parametrize(
     "name, channels, options",
-    [("ham-nmf", 64, {}), ("ham-cd", 512, {}), ("ham-vq", 64, dict(rank=5)), ("ham-nmf-v1", 48, dict(ham_channels=96)),
-     ("ham-nmf", 64, dict(heads=2)), ("ham-nmf-v2plus", 64, dict(dual=True, heads=2)), ("ham-cd", 8, {})],
+    [
+        ("ham-nmf", 64, {}),
+        ("ham-cd", 512, {}),
+        ("ham-vq", 64, dict(rank=5)),
+        ("ham-nmf-v1", 48, dict(ham_channels=96)),
+        ("ham-nmf", 64, dict(heads=2)),
+        ("ham-nmf-v2plus", 64, dict(dual=True, heads=2)),
+        ("ham-cd", 8, {}),
+    ],
 )
 def test_built_rank_is_the_resolved_rank(name, channels, options):
     block = build_module(name, channels, **options)
@@ -313,8 +328,12 @@ VARIANTS = {
 
 @pytest.mark.parametrize(
     "name, options",
-    [(n, {}) for n in VARIANTS] + [("ham-nmf-v2plus", dict(dual=True, heads=2, zero_ham=False)),
-                                   ("ham-cd", dict(rand_init=False, heads=4, beta=0.5)), ("ham-nmf-v1", dict(norm="gn"))],
+    [(n, {}) for n in VARIANTS]
+    + [
+        ("ham-nmf-v2plus", dict(dual=True, heads=2, zero_ham=False)),
+        ("ham-cd", dict(rand_init=False, heads=4, beta=0.5)),
+        ("ham-nmf-v1", dict(norm="gn")),
+    ],
 )
 def test_variant_is_the_base_class_with_its_settings(name, options):
     assert get_spec(name).fixed == VARIANTS[name]
@@ -432,8 +451,15 @@ def _light_ham_hamburger(channels: int, rank: int, norm: str):
     from mmseg.models.decode_heads.ham_head import LightHamHead
 
     norm_cfg = dict(type="GN", num_groups=32, requires_grad=True) if norm == "gn" else dict(type="BN")
-    head = LightHamHead(in_channels=[32, 32], in_index=[0, 1], channels=32, num_classes=3,
-                        ham_channels=channels, ham_kwargs=dict(MD_R=rank), norm_cfg=norm_cfg)
+    head = LightHamHead(
+        in_channels=[32, 32],
+        in_index=[0, 1],
+        channels=32,
+        num_classes=3,
+        ham_channels=channels,
+        ham_kwargs=dict(MD_R=rank),
+        norm_cfg=norm_cfg,
+    )
     return head.hamburger
 
 
@@ -460,7 +486,7 @@ def test_nmf_matches_mmseg_nmf2d_values_and_bptt_gradient():
 def test_v1_matches_light_ham_hamburger(norm):
     theirs = _light_ham_hamburger(64, 16, norm)
     ours = HamNMFV1(64, rank=16, norm=norm, grad="bptt")
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = count_params
     assert count(ours) == count(theirs) > 0
     # Same architecture, parameter for parameter: load their weights in order.
     pairs = list(zip(ours.state_dict().items(), theirs.state_dict().values()))
@@ -497,13 +523,14 @@ def test_the_ham_runs_the_algorithm_its_method_names(method):
     want = fn(x.reshape(2, 24, 30), bases, 3, DEFAULT_INV_T[method]).reshape(x.shape)
     torch.testing.assert_close(got, want)
     others = [m for m in FUNCTIONS if m != method]
-    assert all(not torch.allclose(got, FUNCTIONS[m][0](x.reshape(2, 24, 30), bases, 3).reshape(x.shape)) for m in others)
+    assert all(
+        not torch.allclose(got, FUNCTIONS[m][0](x.reshape(2, 24, 30), bases, 3).reshape(x.shape)) for m in others
+    )
 
 
 @pytest.mark.parametrize(
     "name, options",
-    [(n, {}) for n in HAM_NAMES]
-    + [
+    [
         ("ham-nmf-v2plus", dict(dual=True, heads=2)),
         ("ham-cd", dict(rand_init=False, grad="bptt")),
         ("ham-vq", dict(heads=4, grad="bptt")),
@@ -511,6 +538,6 @@ def test_the_ham_runs_the_algorithm_its_method_names(method):
         ("ham-nmf", dict(ham_channels=64, rank=16)),
     ],
 )
-def test_contract(name, options):
+def test_contract_with_options(name, options):
     failures = [f"{r.check}: {r.reason}" for r in check_module(name, **options) if not r.ok]
     assert not failures, failures

@@ -19,7 +19,9 @@ from hambench.reports.runs import run_axes, run_references
 from hambench.scaling import LATENCY_FLOOR_MS, fit_exponent, fit_sweep
 from hambench.suite import SuiteError, load_suite
 
-REFS_HEADER = "source,url,task,dataset,split,method,backbone,module,family,iters,crop,eval,mIoU,fid,params_M,gmacs,notes\n"
+REFS_HEADER = (
+    "source,url,task,dataset,split,method,backbone,module,family,iters,crop,eval,mIoU,fid,params_M,gmacs,notes\n"
+)
 
 
 def published(fig):
@@ -33,8 +35,13 @@ def note(fig) -> str:
 
 def point_xs(fig) -> list[float]:
     """The x of every drawn result point (not the legend-only entries, the front line or published points)."""
-    return sorted(x for tr in fig.data if tr.mode and "markers" in tr.mode and not (tr.name or "").startswith("published")
-                  for x in (() if tr.x is None else tr.x) if x is not None)
+    return sorted(
+        x
+        for tr in fig.data
+        if tr.mode and "markers" in tr.mode and not (tr.name or "").startswith("published")
+        for x in (() if tr.x is None else tr.x)
+        if x is not None
+    )
 
 
 def figures_of(*run_dirs: Path) -> dict:
@@ -72,15 +79,26 @@ def test_references_appear_on_a_front_of_the_same_data_set(ade20k):
 
 
 def test_published_macs_only_at_the_same_input_size():
-    table = pd.DataFrame({
-        "trial_id": ["a", "b"], "task": "seg", "module": ["ham-nmf", "none"], "family": ["hamburger", "none"],
-        "backbone": "r101-d8", "data": "ade20k", "status": "ok", "mIoU": [30.0, 28.0],
-        "model_macs": [2e9, 1.5e9], "model_params": [5e7, 4.8e7], "model_shape": "1x3x64x64",  # a smoke crop
-    })
+    table = pd.DataFrame(
+        {
+            "trial_id": ["a", "b"],
+            "task": "seg",
+            "module": ["ham-nmf", "none"],
+            "family": ["hamburger", "none"],
+            "backbone": "r101-d8",
+            "data": "ade20k",
+            "status": "ok",
+            "mIoU": [30.0, 28.0],
+            "model_macs": [2e9, 1.5e9],
+            "model_params": [5e7, 4.8e7],
+            "model_shape": "1x3x64x64",  # a smoke crop
+        }
+    )
     figs = build_figures(table, references=load_references())
     assert not published(figs["pareto/ade20k/mIoU/model_macs"])
     assert note(figs["pareto/ade20k/mIoU/model_macs"]) == (
-        "published MACs not drawn: they are at 512x512, 520x520, these models at 64x64")
+        "published MACs not drawn: they are at 512x512, 520x520, these models at 64x64"
+    )
     assert published(figs["pareto/ade20k/mIoU/model_params"])
 
 
@@ -106,7 +124,9 @@ def test_pareto_axes_pick_the_figures(tmp_path):
     run = make_fixture_run(tmp_path, pareto=[{"x": "model_params", "y": "mIoU"}, {"x": "params", "y": "latency_ms"}])
     figs = figures_of(run)
     assert {k for k in figs if not k.startswith("scaling/")} == {
-        "pareto/synthetic-context/mIoU/model_params", "module/1x512x128x128/latency_ms/params"}
+        "pareto/synthetic-context/mIoU/model_params",
+        "module/1x512x128x128/latency_ms/params",
+    }
     default = figures_of(make_fixture_run(tmp_path, run_id="default"))
     assert "pareto/synthetic-context/mIoU/model_macs" in default and "module/1x512x128x128/latency_ms/macs" in default
 
@@ -122,8 +142,11 @@ def test_an_old_suite_asking_accuracy_against_module_cost_is_refused_in_the_page
 
 def test_a_suites_references_file_picks_the_points(tmp_path, ade20k):
     mine = tmp_path / "mine.csv"
-    mine.write_text("# one made-up row\n" + REFS_HEADER +
-                    "X,https://example.org,seg,ade20k,val,Mine,R-101,ham-nmf,hamburger,160000,512x512,ss,47.5,,50,800,\n")
+    mine.write_text(
+        "# one made-up row\n"
+        + REFS_HEADER
+        + "X,https://example.org,seg,ade20k,val,Mine,R-101,ham-nmf,hamburger,160000,512x512,ss,47.5,,50,800,\n"
+    )
     run = make_fixture_run(tmp_path, data="ade20k", references=mine)
     assert (run / "mine.csv").is_file()  # copied into the run, as a run does
     figs = figures_of(run)
@@ -136,23 +159,29 @@ def test_a_suites_references_file_picks_the_points(tmp_path, ade20k):
 def write_suite(tmp_path: Path, extra: str, task: str = "seg", name: str = "bad") -> Path:
     path = tmp_path / f"{name}.yaml"
     budget = "budget: {iters: 2, eval_interval: 2, batch: 2, crop: [32, 32]}" if task != "profile" else ""
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: {name}
         description: a suite for the validation tests
         task: {task}
         grid: {{modules: [none], backbones: [tiny-d8], data: [synthetic-context]}}
         {budget}
         profile: {{shape: [1, 8, 8, 8], max_time: 0.2}}
-        """) + textwrap.dedent(extra))
+        """)
+        + textwrap.dedent(extra)
+    )
     return path
 
 
-@pytest.mark.parametrize("extra, names", [
-    ("pareto: [{x: macs_fvcore, y: mIoU}]\n", ["pareto", "macs_fvcore", "model_macs, model_params"]),
-    ("pareto: [{x: model_macs, y: fid}]\n", ["pareto", "'fid' is not a metric of a seg suite", "mIoU, aAcc"]),
-    ("pareto: [{x: model_macs, y: latency}]\n", ["pareto", "neither a metric nor a cost", "latency_ms"]),
-    ("references: nowhere.csv\n", ["references", "nowhere.csv", "no such file", "references.csv"]),
-])
+@pytest.mark.parametrize(
+    "extra, names",
+    [
+        ("pareto: [{x: macs_fvcore, y: mIoU}]\n", ["pareto", "macs_fvcore", "model_macs, model_params"]),
+        ("pareto: [{x: model_macs, y: fid}]\n", ["pareto", "'fid' is not a metric of a seg suite", "mIoU, aAcc"]),
+        ("pareto: [{x: model_macs, y: latency}]\n", ["pareto", "neither a metric nor a cost", "latency_ms"]),
+        ("references: nowhere.csv\n", ["references", "nowhere.csv", "no such file", "references.csv"]),
+    ],
+)
 def test_bad_pareto_or_references_fail_before_ray_in_one_line(tmp_path, capsys, extra, names):
     import ray
 
@@ -239,16 +268,19 @@ def smoke_runs(tmp_path_factory) -> dict[str, Path]:
     import hambench.reports
 
     shutil.copyfile(Path(hambench.reports.__file__).parent / "references.csv", refs)
-    seg = write_suite(tmp, "references: mine.csv\npareto: [{x: model_macs, y: mIoU}, {x: macs, y: latency_ms}]\n",
-                      name="tiny-seg")
+    seg = write_suite(
+        tmp, "references: mine.csv\npareto: [{x: model_macs, y: mIoU}, {x: macs, y: latency_ms}]\n", name="tiny-seg"
+    )
     gan = tmp / "tiny-gan.yaml"
-    gan.write_text(textwrap.dedent("""\
+    gan.write_text(
+        textwrap.dedent("""\
         name: tiny-gan
         description: a one-trial GAN suite for the whole-model cost test
         task: gan
         grid: {modules: [nonlocal], data: [synthetic-shapes]}
         budget: {iters: 2, eval_interval: 2, batch: 4, res: 32}
-        """))
+        """)
+    )
     opts = dict(out=tmp / "runs", smoke=True, num_cpus=2, progress=False)
     return {name: run_suite(path, RunOptions(**opts)) for name, path in (("seg", seg), ("gan", gan))}
 
@@ -318,7 +350,8 @@ def test_figure_export_names_what_is_missing(tmp_path, capsys, monkeypatch, ade2
     monkeypatch.setitem(sys.modules, "kaleido", None)  # as if kaleido were not installed
     assert main(["report", str(ade20k), "--out", str(out), "--figures", "pdf"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "hambench report: error: --figures pdf needs the kaleido package: pip install 'hambench[figures]'")
+        "hambench: error: --figures pdf needs the kaleido package: pip install 'hambench[figures]'"
+    )
     assert not out.exists()  # checked before any work
     monkeypatch.delitem(sys.modules, "kaleido")
     if importlib.util.find_spec("kaleido") is None:
@@ -326,7 +359,8 @@ def test_figure_export_names_what_is_missing(tmp_path, capsys, monkeypatch, ade2
     monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chrome"))
     assert main(["report", str(ade20k), "--out", str(out), "--figures", "svg"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"hambench report: error: --figures svg: BROWSER_PATH={tmp_path / 'no-chrome'} is not an executable file")
+        f"hambench: error: --figures svg: BROWSER_PATH={tmp_path / 'no-chrome'} is not an executable file"
+    )
     monkeypatch.delenv("BROWSER_PATH")
     monkeypatch.setenv("PATH", str(tmp_path))  # no browser on PATH
     with pytest.raises(FigureExportError, match=r"^--figures svg needs Chrome or Chromium: none on PATH"):

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_wheel_maps_top_level_folders_into_the_hambench_namespace(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("hambench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

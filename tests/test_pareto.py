@@ -94,9 +94,11 @@ def test_front_order_sorts_by_cost():
 
 @pytest.mark.parametrize(
     "values, senses, message",
-    [([(1, 2)], ["min"], "1 senses for 2 objectives"),
-     ([(1, 2)], ["min", "best"], "must be one of"),
-     (np.zeros((2, 2, 2)), ["min", "max"], "2-D array")],
+    [
+        ([(1, 2)], ["min"], "1 senses for 2 objectives"),
+        ([(1, 2)], ["min", "best"], "must be one of"),
+        (np.zeros((2, 2, 2)), ["min", "max"], "2-D array"),
+    ],
 )
 def test_bad_input_names_the_problem(values, senses, message):
     with pytest.raises(ValueError, match=message):

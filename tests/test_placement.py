@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hambench.suite import expand, parse_suite
-from hambench.tuning import DEVICE_RESOURCE, PROFILE_CPUS, SuiteRunError, TRAIN_SHARE, profile_cpus, trial_resources
+from hambench.suite import parse_suite
+from hambench.tuning import DEVICE_RESOURCE, PROFILE_CPUS, TRAIN_SHARE, SuiteRunError, profile_cpus, trial_resources
+from hambench.tuning.plan import expand
 
 
 def node(cpus: float, gpus: float = 0, device: bool = False, alive: bool = True) -> dict:
@@ -15,8 +16,17 @@ def node(cpus: float, gpus: float = 0, device: bool = False, alive: bool = True)
 
 
 def trials(device: str = "cpu") -> list:
-    suite = parse_suite({"name": "p", "grid": {"modules": ["none"]},
-                         "profile": {"shape": [1, 8, 8, 8], "device": device, "resources": {"cpu": 1, "gpu": 1 if device == "cuda" else 0}}})
+    suite = parse_suite(
+        {
+            "name": "p",
+            "grid": {"modules": ["none"]},
+            "profile": {
+                "shape": [1, 8, 8, 8],
+                "device": device,
+                "resources": {"cpu": 1, "gpu": 1 if device == "cuda" else 0},
+            },
+        }
+    )
     return expand(suite)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hambench.models.presets import PRESETS, build_from_cfg, build_preset, count_params, lightham_van
+from hambench.models.presets import PRESETS, build_from_cfg, build_preset, lightham_van
 from hambench.models.van import VAN
+from hambench.profiling import count_params
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -71,7 +72,7 @@ def test_unknown_preset_is_named():
 @pytest.mark.parametrize("name", ["lightham-van-tiny", "lightham-van-small", "lightham-van-base"])
 def test_light_ham_macs_match_published(name):
     """torchprofile MACs at 512x512, eval mode, as the Light-Ham table (target: within 3 %)."""
-    from hambench.profiling import profile_model
+    from hambench.models.cost import profile_model
 
     torch.set_num_threads(1)
     row = profile_model(name, size=(512, 512), latency=False, memory=False, mmcv=False)
@@ -85,8 +86,9 @@ def test_light_ham_macs_match_published(name):
 def test_r101_flops_match_published_at_2048x512(name, leave_out):
     """The pair that pins the convention (one fvcore pass each, about a minute): DANet's published
     count leaves out its attention products, DNL's counts its non-local matmul."""
+    from hambench.models.cost import CONVENTIONS
     from hambench.models.presets import InferencePath
-    from hambench.profiling import CONVENTIONS, count_fvcore
+    from hambench.profiling import count_fvcore
 
     torch.set_num_threads(1)
     published = PRESETS[name].published

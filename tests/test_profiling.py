@@ -15,19 +15,36 @@ from hambench.cli.main import main
 from hambench.memory import LiveTensorBytes, peak_memory
 from hambench.profiling import (
     MIN_REPS,
-    fit_exponent,
+    count_fvcore,
+    count_mmcv,
     measure,
     measure_latency,
-    parse_shape,
     profile_module,
     profile_sweep,
     to_frame,
     write_table,
 )
+from hambench.scaling import fit_exponent
 
 ROW_KEYS = {
-    "module", "shape", "device", "device_name", "dtype", "mode", "threads", "torch_version", "params",
-    "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "latency_iqr_ms", "peak_mem_bytes",
+    "module",
+    "shape",
+    "device",
+    "device_name",
+    "dtype",
+    "mode",
+    "threads",
+    "torch_version",
+    "params",
+    "macs_fvcore",
+    "macs_torchprofile",
+    "flops_torch",
+    "flops_analytic",
+    "flops_total",
+    "analytic_ops",
+    "latency_ms",
+    "latency_iqr_ms",
+    "peak_mem_bytes",
     "uncounted_ops",
 }
 
@@ -128,7 +145,9 @@ def test_peak_memory_sees_coexisting_activations_only():
 
 
 def test_latency_median_and_iqr():
-    median, iqr, reps = measure_latency(lambda: torch.ones(64, 64) @ torch.ones(64, 64), torch.device("cpu"), min_time=0.05, max_time=0.5)
+    median, iqr, reps = measure_latency(
+        lambda: torch.ones(64, 64) @ torch.ones(64, 64), torch.device("cpu"), min_time=0.05, max_time=0.5
+    )
     assert median > 0 and iqr >= 0 and reps >= MIN_REPS
 
 
@@ -146,9 +165,8 @@ def test_bad_input_is_named():
         profile_module("none", shape=(1, 8, 4, 4), mode="bwd")
     with pytest.raises(ValueError, match="B, C, H, W"):
         profile_module("none", shape=(8, 4, 4))
-    with pytest.raises(ValueError, match="integers"):
-        parse_shape("1,a,3,4")
-    assert parse_shape("1x512x128x128") == parse_shape("1,512,128,128") == (1, 512, 128, 128)
+    with pytest.raises(TypeError, match="latncy"):  # a misspelt setting is not silently ignored
+        profile_module("none", shape=(1, 8, 4, 4), latncy=False)
 
 
 def test_table_written_atomically(tmp_path):
@@ -161,6 +179,93 @@ def test_table_written_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cost.csv", "cost.parquet"]  # no temp files left
     with pytest.raises(ValueError, match="parquet or .csv"):
         write_table(df, tmp_path / "cost.txt")
+
+
+# ----------------------------------------------------------------------------- analytic FLOPs
+
+
+class _Declares(nn.Module):
+    """A 1x1 conv (every counter sees it) and an op no counter sees, whose FLOPs it declares."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + torch.fft.fft2(x).real
+
+    def analytic_flops(self, shape: tuple[int, int, int, int]) -> dict[str, int]:
+        b, c, h, w = shape
+        return {"scan": 7 * b * c * h * w, "fft": 3 * b * c}
+
+
+class _Pyramid(nn.Module):
+    """A declaring block at full resolution, one on the 2x downsampled map, and a plain conv."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.full = _Declares(channels)
+        self.coarse = _Declares(channels)
+        self.plain = nn.Conv2d(channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.full(x)
+        z = self.coarse(nn.functional.avg_pool2d(y, 2))
+        return self.plain(y + nn.functional.interpolate(z, scale_factor=2.0))
+
+
+def test_analytic_flops_summed_over_submodules_at_the_shape_each_sees():
+    b, c, h, w = 2, 4, 8, 6
+    n_full, n_half = h * w, (h // 2) * (w // 2)
+    row = measure(_Pyramid(c), torch.randn(b, c, h, w), latency=False, memory=False)
+    scan = 7 * b * c * (n_full + n_half)  # each block at its own input shape: 8x6, then 4x3
+    fft = 3 * b * c * 2
+    assert json.loads(row["analytic_ops"]) == {"fft": fft, "scan": scan}
+    assert row["flops_analytic"] == scan + fft
+    # FlopCounterMode counts the three 1x1 convs (2 FLOPs per MAC) and nothing of the declared ops.
+    assert row["flops_torch"] == 2 * b * c * c * (n_full + n_half + n_full)
+    assert row["flops_total"] == row["flops_torch"] + row["flops_analytic"]
+    # A model without a declaring module: 0 and {} (the total is FlopCounterMode's alone).
+    plain = measure(nn.Conv2d(c, c, 1, bias=False), torch.randn(b, c, h, w), latency=False, memory=False)
+    assert (plain["flops_analytic"], plain["analytic_ops"]) == (0, "{}")
+    assert plain["flops_total"] == plain["flops_torch"] == 2 * b * c * c * n_full
+    # No hook is left behind: a later forward records nothing.
+    model = _Pyramid(c)
+    measure(model, torch.randn(b, c, h, w), latency=False, memory=False)
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+def test_registered_modules_rows_equal_their_formulas(mode):
+    # gfnet, 2x3x8x16, n = 128: fft = 5 B C n log2 n = 5*2*3*128*7; spectral_filter = 6 B C H (W//2 + 1).
+    row = profile_module("gfnet", shape=(2, 3, 8, 16), mode=mode, latency=False, memory=False)
+    assert json.loads(row["analytic_ops"]) == {"fft": 26_880, "spectral_filter": 2_592}
+    assert row["flops_analytic"] == 29_472
+    assert row["flops_torch"] == 0  # no matmul or conv in gfnet's forward: FlopCounterMode counts nothing
+    assert row["flops_total"] == 29_472
+    # ss2d, 1x8x4x4: D = 2C = 16, N = 16, L = 16: selective_scan = B 4 D L (7N + 2) = 4*16*16*114.
+    row = profile_module("ss2d", shape=(1, 8, 4, 4), mode=mode, latency=False, memory=False)
+    assert json.loads(row["analytic_ops"]) == {"selective_scan": 116_736}
+    assert row["flops_total"] == row["flops_torch"] + 116_736 and row["flops_torch"] > 0
+    # A module that declares nothing: the empty value.
+    none = profile_module("nonlocal", shape=(1, 8, 4, 4), mode=mode, latency=False, memory=False)
+    assert (none["flops_analytic"], none["analytic_ops"], none["flops_total"]) == (0, "{}", none["flops_torch"])
+
+
+def test_analytic_columns_survive_the_table_and_a_suites_cost_columns(tmp_path):
+    from hambench.schema import COST_COLUMNS
+    from hambench.tasks.profile import cost_columns
+
+    rows = [profile_module(name, shape=(2, 3, 8, 16), latency=False, memory=False) for name in ("gfnet", "none")]
+    for suffix in (".parquet", ".csv"):
+        path = write_table(to_frame(rows), tmp_path / f"cost{suffix}")
+        back = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        assert list(back["flops_analytic"]) == [29_472, 0]
+        assert list(back["flops_total"]) == [29_472, 0]
+        assert [json.loads(v) for v in back["analytic_ops"]] == [{"fft": 26_880, "spectral_filter": 2_592}, {}]
+    assert {"flops_analytic", "flops_total", "analytic_ops"} <= set(COST_COLUMNS)
+    cost = cost_columns(rows[0])  # what a suite's profiling trial reports into results.parquet
+    assert (cost["flops_analytic"], cost["flops_total"]) == (29_472, 29_472)
 
 
 def test_cli_json_and_out(tmp_path, capsys):
@@ -183,3 +288,83 @@ def test_cli_sweep_prints_exponents(capsys):
 def test_cli_rejects_unknown_module(capsys):
     assert main(["profile", "no-such-module", "--no-latency"]) == 2
     assert "no-such-module" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- compile, channels-last, mmcv
+
+
+@pytest.mark.slow  # torch.compile's first CPU compile (inductor, a C++ build) takes tens of seconds
+def test_compile_times_the_compiled_module_and_counts_stay_eager():
+    from torch._dynamo.utils import counters
+
+    conv = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+    x = torch.randn(1, 8, 10, 12)
+    eager = measure(conv, x, memory=False, max_time=0.05)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = measure(conv, x, memory=False, compile=True, max_time=0.05)
+    assert counters["stats"]["unique_graphs"] >= 1  # the timed call went through torch.compile
+    assert compiled["latency_ms"] > 0 and compiled["latency_reps"] >= MIN_REPS
+    macs = 16 * 10 * 12 * 8 * 9  # as test_conv_counts_are_exact_and_agree: compiling changes no count
+    for row in (eager, compiled):
+        assert (row["macs_fvcore"], row["macs_torchprofile"], row["flops_torch"]) == (macs, macs, 2 * macs)
+    torch._dynamo.reset()
+
+
+class _Layouts(nn.Module):
+    """A conv that records the memory format of every input it is called with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+def test_channels_last_runs_every_call_channels_last_with_the_same_counts(mode):
+    macs = 16 * 10 * 12 * 8 * 9
+    rows = {}
+    for channels_last in (False, True):
+        model = _Layouts()
+        rows[channels_last] = measure(
+            model, torch.randn(1, 8, 10, 12), mode=mode, channels_last=channels_last, max_time=0.05
+        )
+        # counters, peak-memory run and every timed call saw the layout asked for, the weight too
+        assert model.seen and set(model.seen) == {channels_last}
+        assert model.conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    for row in rows.values():
+        assert (row["macs_fvcore"], row["macs_torchprofile"], row["flops_torch"]) == (macs, macs, 2 * macs)
+    assert rows[True]["peak_mem_bytes"] == rows[False]["peak_mem_bytes"]  # same tensors, another layout
+
+
+def test_channels_last_module_row_says_so():
+    row = profile_module("nonlocal", shape=(1, 16, 8, 8), channels_last=True, latency=False)
+    plain = profile_module("nonlocal", shape=(1, 16, 8, 8), latency=False)
+    assert row["channels_last"] is True and plain["channels_last"] is False
+    assert row["macs_torchprofile"] == plain["macs_torchprofile"] and row["params"] == plain["params"]
+
+
+class _ConvThenBmm(nn.Module):
+    """A conv (a module mmcv hooks) and a functional bmm (invisible to mmcv's module hooks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).flatten(2)  # (B, 16, n)
+        return torch.bmm(y, y.transpose(1, 2))  # (B, 16, 16): 16 * 16 * n MACs per image
+
+
+def test_count_mmcv_counts_module_hooks_only_and_per_batch():
+    model, n = _ConvThenBmm().eval(), 10 * 12
+    conv_macs, bmm_macs = 16 * n * 8 * 9, 16 * 16 * n
+    assert count_mmcv(model, torch.randn(1, 8, 10, 12)) == conv_macs  # the bmm is not seen
+    assert count_mmcv(model, torch.randn(3, 8, 10, 12)) == 3 * conv_macs  # the whole batch, not one image
+    with torch.no_grad():
+        assert count_fvcore(model, torch.randn(1, 8, 10, 12))[0] == conv_macs + bmm_macs  # fvcore sees both
+    assert not any(m._forward_hooks for m in model.modules())  # its hooks are removed: later runs are not counted

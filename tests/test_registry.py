@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 import hambench
-from hambench.check import check_module
+from hambench.check import CHECKS, check_module
 from hambench.cli.main import main
-from hambench.check import CHECKS
 from hambench.registry import DefaultRule, RegistryError, get_spec, register_module, resolve_options, scoped_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,8 +89,14 @@ def toy_modules():
         register_module("test-dead-param", family="other", complexity="O(n)")(_DeadParam)
         register_module("test-noisy-eval", family="other", complexity="O(n)")(_NoisyEval)
         register_module("test-width-rule", family="other", complexity="O(n)", rules={"hidden": QUARTER})(_WidthRule)
-        register_module("test-variant-b", family="other", complexity="O(n)", fixed=dict(kind="b"), hidden=("unused",),
-                    rules={"scale": DefaultRule("2.0 for kind b, else 1.0", lambda kind: 2.0 if kind == "b" else 1.0)})(_VariantB)
+        register_module(
+            "test-variant-b",
+            family="other",
+            complexity="O(n)",
+            fixed=dict(kind="b"),
+            hidden=("unused",),
+            rules={"scale": DefaultRule("2.0 for kind b, else 1.0", lambda kind: 2.0 if kind == "b" else 1.0)},
+        )(_VariantB)
         yield
 
 
@@ -117,29 +122,27 @@ def test_build_module_unknown_option_lists_valid_options():
         hambench.build_module("test-dead-param", 8, bogus=3)
 
 
-def test_constructor_must_take_channels_and_default_options():
-    with pytest.raises(RegistryError, match="must take `channels`"):
-
-        @register_module("test-bad-signature", family="other")
-        class _Bad(nn.Module):
-            def __init__(self, dim: int):
-                super().__init__()
-
-    with pytest.raises(RegistryError, match="`depth` needs a default"):
-
-        @register_module("test-no-default", family="other")
-        class _NoDefault(nn.Module):
-            def __init__(self, channels: int, depth: int):
-                super().__init__()
+class _NoChannels(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
 
 
-def test_name_clash_with_another_class_is_rejected():
-    with pytest.raises(RegistryError, match="taken by"):
+class _NoDefault(nn.Module):
+    def __init__(self, channels: int, depth: int):
+        super().__init__()
 
-        @register_module("test-shrinks", family="other")
-        class _Other(nn.Module):
-            def __init__(self, channels: int):
-                super().__init__()
+
+@pytest.mark.parametrize(
+    "name, cls, why",
+    [
+        ("test-bad-signature", _NoChannels, "must take `channels`"),  # the constructor must take channels ...
+        ("test-no-default", _NoDefault, "`depth` needs a default"),  # ... and default every option
+        ("test-shrinks", _DeadParam, "taken by"),  # a name another class holds
+    ],
+)
+def test_a_registration_that_cannot_stand_is_refused(name, cls, why):
+    with pytest.raises(RegistryError, match=why):
+        register_module(name, family="other")(cls)
 
 
 def test_unknown_family_is_rejected():
@@ -161,13 +164,6 @@ def test_check_rejects_parameter_without_gradient():
 def test_check_rejects_nondeterministic_eval():
     failed = _failed(check_module("test-noisy-eval"))
     assert set(failed) == {"deterministic in eval (fixed seed)"}
-
-
-def test_every_registered_module_keeps_the_contract():
-    builtin = [s.name for s in hambench.list_modules() if s.source == "hambench" and not s.name.startswith("test-")]
-    assert builtin, "the zoo registered nothing"
-    for name in builtin:
-        assert not _failed(check_module(name)), name
 
 
 def test_modules_list_json_has_the_fields(capsys):
@@ -208,8 +204,9 @@ def test_bad_rules_and_variants_are_refused_at_registration():
     with pytest.raises(RegistryError, match="rule for 'depth', which is not one of its options"):
         register_module("test-bad-rule", family="other", rules={"depth": rule})(_DeadParam)
     with pytest.raises(RegistryError, match="reads width"):
-        register_module("test-bad-rule", family="other",
-                        rules={"scale": DefaultRule("?", lambda width: width)})(_DeadParam)
+        register_module("test-bad-rule", family="other", rules={"scale": DefaultRule("?", lambda width: width)})(
+            _DeadParam
+        )
     with pytest.raises(RegistryError, match="must be a DefaultRule"):
         register_module("test-bad-rule", family="other", rules={"scale": 2.0})(_DeadParam)
     with pytest.raises(RegistryError, match=r"remove .*_OwnInit.__init__ or drop fixed="):
@@ -243,8 +240,10 @@ def test_modules_show_prints_the_resolved_options(capsys):
 
 @pytest.mark.parametrize(
     "argv, words",
-    [(["nope", "--channels", "64"], "unknown context module 'nope'"),
-     (["ham-nmf", "--channels", "64", "--option", "beta=1"], r"no option\(s\) beta; valid options:")],
+    [
+        (["nope", "--channels", "64"], "unknown context module 'nope'"),
+        (["ham-nmf", "--channels", "64", "--option", "beta=1"], r"no option\(s\) beta; valid options:"),
+    ],
 )
 def test_modules_show_refuses_a_mistake_in_one_line(capsys, argv, words):
     assert main(["modules", "show", *argv]) == 2
@@ -272,7 +271,8 @@ def test_plugin_file_registers_a_module_that_list_and_check_see(capsys):
 
 def test_check_command_exits_nonzero_with_the_reason(tmp_path, capsys):
     plugin = tmp_path / "broken.py"
-    plugin.write_text(textwrap.dedent("""
+    plugin.write_text(
+        textwrap.dedent("""
         from torch import nn
         import hambench
 
@@ -284,13 +284,14 @@ def test_check_command_exits_nonzero_with_the_reason(tmp_path, capsys):
 
             def forward(self, x):
                 return self.proj(x)
-    """))
+    """)
+    )
     assert main(["modules", "check", str(plugin)]) == 1
     out = capsys.readouterr().out
     assert "FAIL  test-broken-plugin" in out and "came back as (2, 16, 16, 16)" in out
 
 
-def test_entry_point_registers_a_module(tmp_path):
+def test_entry_point_registers_a_module(tmp_path, fresh_python):
     """A third-party distribution advertising `hambench.modules` is picked up with no change to hambench."""
     (tmp_path / "my_ctx.py").write_text(EXAMPLE.read_text().replace('"se-gate"', '"ep-gate"'))
     dist = tmp_path / "my_ctx-1.0.dist-info"
@@ -299,48 +300,107 @@ def test_entry_point_registers_a_module(tmp_path):
     (dist / "entry_points.txt").write_text("[hambench.modules]\nep-gate = my_ctx\n")
     code = "import json, hambench; print(json.dumps(hambench.get_spec('ep-gate').as_dict()))"
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = fresh_python(code, env)
     spec = json.loads(out.stdout.strip().splitlines()[-1])
     assert spec["source"] == "entry-point:my-ctx" and spec["family"] == "other"
 
 
 def test_example_suite_benchmarks_the_plugin_like_the_built_ins():
-    from hambench.suite import expand, load_suite
+    from hambench.suite import load_suite
+    from hambench.tuning.plan import expand
 
     hambench.load_plugin(EXAMPLE)
     trials = expand(load_suite(REPO / "examples" / "my_suite.yaml"))
     assert sorted((t.task, t.module) for t in trials) == [
-        ("profile", "none"), ("profile", "se-gate"), ("seg", "none"), ("seg", "se-gate")]
+        ("profile", "none"),
+        ("profile", "se-gate"),
+        ("seg", "none"),
+        ("seg", "se-gate"),
+    ]
 
 
 def test_a_plugin_gets_the_same_module_name_in_every_process() -> None:
     """Ray workers unpickle a plugin's classes by module name: it must not depend on the process
     (Python's hash() of a string is salted per process)."""
     plugin = Path(__file__).resolve().parent.parent / "examples" / "se_gate.py"
-    code = ("import sys; from hambench.registry import load_plugin; load_plugin(sys.argv[1]); "
-            "print([m for m in sys.modules if m.startswith('hambench_plugin_')])")
-    names = {subprocess.run([sys.executable, "-c", code, str(plugin)], capture_output=True, text=True,
-                            check=True).stdout.strip() for _ in range(2)}
+    code = (
+        "import sys; from hambench.registry import load_plugin; load_plugin(sys.argv[1]); "
+        "print([m for m in sys.modules if m.startswith('hambench_plugin_')])"
+    )
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(plugin)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    }
     assert len(names) == 1 and "hambench_plugin_se_gate_" in names.pop()
 
 
-# --- plugins that fail ---------------------------------------------------------------------------
+# --- a plugin runs once per process ----------------------------------------------------------------
 
-BROKEN_PLUGIN = '''
-from torch import nn
-import hambench
-
-@hambench.register_module("test-half-registered", family="other")
-class Half(nn.Module):
+# A plugin's module: the identity, registered as NAME.
+IDENTITY_MODULE = """
+@hambench.register_module("NAME", family="other")
+class Identity(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
 
     def forward(self, x):
         return x
+"""
 
+COUNTING_PLUGIN = (
+    """
+from pathlib import Path
+from torch import nn
+import hambench
+
+with open(Path(__file__).with_suffix(".count"), "a") as count:  # one mark per execution
+    count.write("x")
+"""
+    + IDENTITY_MODULE
+)
+
+
+def test_a_plugin_loaded_again_unchanged_is_not_executed_again(tmp_path):
+    """One run's path asks for the plugin files several times (CLI, driver, trial, training loop)."""
+    plugin = tmp_path / "counted.py"
+    plugin.write_text(COUNTING_PLUGIN.replace("NAME", "test-counted"))
+    executions = lambda: len(plugin.with_suffix(".count").read_text())  # noqa: E731
+    with scoped_registry():
+        assert hambench.load_plugin(plugin) == ["test-counted"]
+        assert hambench.registry.load_plugins([plugin, str(plugin)]) == ["test-counted", "test-counted"]
+        assert executions() == 1
+        plugin.write_text(COUNTING_PLUGIN.replace("NAME", "test-recounted"))  # changed: executed again
+        assert hambench.load_plugin(plugin) == ["test-recounted"] and executions() == 2
+        assert "test-counted" not in hambench.module_names()  # the old version's registration went
+    assert "test-recounted" not in hambench.module_names()
+    with scoped_registry():  # a scope undid the load: loading it again executes it again
+        assert hambench.load_plugin(plugin) == ["test-recounted"] and executions() == 3
+
+
+def test_the_registry_imports_nothing_of_hambench_above_it(fresh_python) -> None:
+    """The registry is below the zoo: it imports ``hambench.modules`` by name, when first asked."""
+    code = (
+        "import sys, hambench.registry as r; before = sorted(m for m in sys.modules if m.startswith('hambench'));"
+        " r.module_names(); print(before, 'hambench.modules' in sys.modules)"
+    )
+    assert fresh_python(code).stdout.strip() == "['hambench', 'hambench.registry'] True"
+
+
+# --- plugins that fail ---------------------------------------------------------------------------
+
+BROKEN_PLUGIN = (
+    """
+from torch import nn
+import hambench
+"""
+    + IDENTITY_MODULE.replace("NAME", "test-half-registered")
+    + """
 settings = {"rank": 8}
 rank = settings["heads"]  # KeyError
-'''
+"""
+)
 BROKEN_LINE = BROKEN_PLUGIN.splitlines().index('rank = settings["heads"]  # KeyError') + 1
 
 
@@ -361,12 +421,12 @@ def _commands_taking_plugin(parser, prefix=()):
     """(argv, parser) of every leaf sub-command that takes --plugin, its required arguments filled in."""
     import argparse
 
+    parser.format_help()  # a lazily built parser adds its arguments (or its sub-commands) now
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 yield from _commands_taking_plugin(sub, (*prefix, name))
             return
-    parser.format_help()  # a lazily built parser adds its arguments now
     if not any("--plugin" in a.option_strings for a in parser._actions):
         return
     argv = list(prefix)
@@ -387,4 +447,7 @@ def test_every_command_reports_a_broken_plugin_in_one_line(tmp_path, capsys):
     for argv in commands:
         assert main([*argv, "--plugin", str(plugin)]) == 2, argv
         captured = capsys.readouterr()
-        assert captured.err == f"hambench: error: plugin {plugin} failed to import: KeyError: 'heads' (line {BROKEN_LINE})\n", argv
+        assert (
+            captured.err
+            == f"hambench: error: plugin {plugin} failed to import: KeyError: 'heads' (line {BROKEN_LINE})\n"
+        ), argv

@@ -12,8 +12,8 @@ from plotly.offline import get_plotlyjs
 from hambench.cli.main import main
 from hambench.registry import FAMILIES
 from hambench.reports import build_figures, load_references, load_runs, pareto_mask, render_report
-from hambench.reports.figures import aggregate_seeds
 from hambench.reports.fixture import HOSTILE, HOSTILE_OPTION, make_fixture_run
+from hambench.reports.points import aggregate_seeds
 from hambench.reports.runs import RunDirError
 
 COSTS = ["model_macs", "model_params", "model_latency_ms", "model_peak_mem_bytes"]  # whole-model fronts
@@ -172,7 +172,7 @@ def test_cost_table_metadata_and_failed_trials(report):
     assert re.search(r"<th>MACs fvcore</th>.*<th>MACs torchprofile</th>", text)
     assert "CPU (fixture)" in text and "versions.torch" in text and "node-0" in text
     assert "out of memory &lt;at&gt; the n x n attention map" in text  # failed trial, escaped
-    assert "table class=\"sortable\"" in text
+    assert 'table class="sortable"' in text
 
 
 def test_several_runs_pool_their_seeds(tmp_path):
@@ -199,7 +199,8 @@ def test_profile_only_run_renders_without_fronts(tmp_path, run_dir):
     only = tmp_path / "suite" / "profile-only"
     only.mkdir(parents=True)
     results[["trial_id", "module", "family", "params", "macs_fvcore", "latency_ms"]].assign(
-        task="profile", status="ok").to_parquet(only / "results.parquet")
+        task="profile", status="ok"
+    ).to_parquet(only / "results.parquet")
     text = render_report([only]).read_text()
     assert "nothing to put on a Pareto front" in text and "<h2>Module cost</h2>" in text
 
@@ -237,8 +238,19 @@ def test_accuracy_without_costs_renders_and_says_why(tmp_path, run_dir):
     # A seg run whose trials were not profiled: cost columns all None (object dtype), as Ray writes them.
     results = pd.read_parquet(run_dir / "results.parquet")
     results = results[results["task"] == "seg"].astype({"params": object, "macs_fvcore": object})
-    for col in ("params", "macs_fvcore", "macs_torchprofile", "flops_torch", "latency_ms", "peak_mem_bytes",
-                "model_params", "model_macs", "model_macs_fvcore", "model_latency_ms", "model_peak_mem_bytes"):
+    for col in (
+        "params",
+        "macs_fvcore",
+        "macs_torchprofile",
+        "flops_torch",
+        "latency_ms",
+        "peak_mem_bytes",
+        "model_params",
+        "model_macs",
+        "model_macs_fvcore",
+        "model_latency_ms",
+        "model_peak_mem_bytes",
+    ):
         results[col] = None
     bare = tmp_path / "suite" / "no-costs"
     bare.mkdir(parents=True)
@@ -249,13 +261,30 @@ def test_accuracy_without_costs_renders_and_says_why(tmp_path, run_dir):
     assert "has both an accuracy metric" in text and "No module was profiled" in text
 
 
+FAMILY_OF = {"ham-nmf": "hamburger", "nonlocal": "attention", "none": "none"}
+
+
+def bare_table(cost: str, rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    """A notebook's hand-made table: only the required columns, mIoU and one cost; a row per
+    (module, mIoU, cost), seg on ade20k."""
+    modules, miou, costs = (list(column) for column in zip(*rows))
+    return pd.DataFrame(
+        {
+            "trial_id": [chr(ord("a") + i) for i in range(len(rows))],
+            "task": "seg",
+            "module": modules,
+            "family": [FAMILY_OF[m] for m in modules],
+            "backbone": "r50-d8",
+            "data": "ade20k",
+            "status": "ok",
+            "mIoU": miou,
+            cost: costs,
+        }
+    )
+
+
 def test_build_figures_takes_a_bare_table():
-    # A notebook's hand-made table: only the required columns, a metric and one cost.
-    table = pd.DataFrame({
-        "trial_id": ["a", "b", "c"], "task": "seg", "module": ["ham-nmf", "nonlocal", "none"],
-        "family": ["hamburger", "attention", "none"], "backbone": "r50-d8", "data": "ade20k",
-        "status": "ok", "mIoU": [44.0, 43.0, 40.0], "model_params": [1e6, 2e6, 0.5e6],
-    })
+    table = bare_table("model_params", [("ham-nmf", 44.0, 1e6), ("nonlocal", 43.0, 2e6), ("none", 40.0, 0.5e6)])
     figs = build_figures(table)
     assert list(figs) == ["pareto/ade20k/mIoU/model_params"]
     (line,) = [tr for tr in figs["pareto/ade20k/mIoU/model_params"].data if tr.name == "Pareto front"]
@@ -263,11 +292,7 @@ def test_build_figures_takes_a_bare_table():
 
 
 def test_zero_cost_on_a_log_axis_is_drawn_at_the_edge():
-    table = pd.DataFrame({
-        "trial_id": ["a", "b", "c"], "task": "seg", "module": ["none", "ham-nmf", "nonlocal"],
-        "family": ["none", "hamburger", "attention"], "backbone": "r50-d8", "data": "ade20k",
-        "status": "ok", "mIoU": [40.0, 44.0, 45.0], "model_macs": [0.0, 1e6, 1e9],
-    })
+    table = bare_table("model_macs", [("none", 40.0, 0.0), ("ham-nmf", 44.0, 1e6), ("nonlocal", 45.0, 1e9)])
     fig = build_figures(table)["pareto/ade20k/mIoU/model_macs"]
     assert fig.layout.xaxis.type == "log" and "0 drawn at the left edge" in fig.layout.xaxis.title.text
     (line,) = [tr for tr in fig.data if tr.name == "Pareto front"]
@@ -283,15 +308,31 @@ SEEDS = {"a": [10.0, 11.0, 12.0], "b": [5.0, 6.0, 7.0], "c": [10.0, 12.0, 14.0],
 
 def seeded_table():
     """Three-seed configurations a (mean 11, s 1), b (6, s 1), c (12, s 2) and a one-seed one."""
-    rows = [{"trial_id": f"{m}-{s}", "task": "seg", "module": m, "family": "other", "backbone": "r50-d8",
-             "data": "ade20k", "seed": s, "status": "ok", "mIoU": v, "model_params": 1e6 * (i + 1)}
-            for i, (m, values) in enumerate(SEEDS.items()) for s, v in enumerate(values)]
+    rows = [
+        {
+            "trial_id": f"{m}-{s}",
+            "task": "seg",
+            "module": m,
+            "family": "other",
+            "backbone": "r50-d8",
+            "data": "ade20k",
+            "seed": s,
+            "status": "ok",
+            "mIoU": v,
+            "model_params": 1e6 * (i + 1),
+        }
+        for i, (m, values) in enumerate(SEEDS.items())
+        for s, v in enumerate(values)
+    ]
     return pd.DataFrame(rows)
 
 
 def point_traces(fig):
-    return [tr for tr in fig.data if tr.hovertext is not None and tr.name != "Pareto front"
-            and not (tr.name or "").startswith("published")]
+    return [
+        tr
+        for tr in fig.data
+        if tr.hovertext is not None and tr.name != "Pareto front" and not (tr.name or "").startswith("published")
+    ]
 
 
 def test_error_bars_are_95_intervals_and_one_seed_has_none():
@@ -322,14 +363,18 @@ def test_ranking_table_at_the_top_with_ties(tmp_path):
     text = render_report([run]).read_text()
     start = text.index('<section id="ranking">')
     assert start < text.index("Accuracy vs cost")  # above the fronts
-    section = text[start:text.index("</section>", start)]
+    section = text[start : text.index("</section>", start)]
     cells = TableCells()
     cells.feed(section)
     header, *rows = cells.rows
     assert header[:7] == ["module", "family", "options", "n", "mIoU (mean ± 95% CI)", "rank", "model params"]
     # Best first (rank, then mean), the one-seed configuration last and not ranked.
-    assert [(r[0], r[3], r[5]) for r in rows] == [("c", "3", "1 (tied)"), ("a", "3", "1 (tied)"), ("b", "3", "3"),
-                                                 ("one", "1", "-")]
+    assert [(r[0], r[3], r[5]) for r in rows] == [
+        ("c", "3", "1 (tied)"),
+        ("a", "3", "1 (tied)"),
+        ("b", "3", "3"),
+        ("one", "1", "-"),
+    ]
     assert rows[1][4] == "11.0 ± 2.5 [8.516, 13.48]" and rows[3][4] == "42 (1 seed)"
     assert "model params" in section and "module params" not in section  # the whole model's cost where measured
 

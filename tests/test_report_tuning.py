@@ -11,13 +11,20 @@ import pandas as pd
 import pytest
 
 from hambench.reports import build_figures, load_runs, render_report
-from hambench.reports.figures import aggregate_seeds
+from hambench.reports.artifacts import PNG_SIGNATURE, copy_path, find_images
 from hambench.reports.fixture import (
-    FAILED_SAMPLE, HOSTILE, KEPT_DEFAULTS, TUNE_SEED, TUNED_SEEDS, make_fixture_run, make_tuned_fixture_run,
+    FAILED_SAMPLE,
+    HOSTILE,
+    KEPT_DEFAULTS,
+    TUNE_SEED,
+    TUNED_SEEDS,
+    make_fixture_run,
+    make_tuned_fixture_run,
 )
-from hambench.reports.samples import COPIES_DIR, PNG_SIGNATURE, find_sample_grids
+from hambench.reports.points import aggregate_seeds
 from hambench.reports.tuning import best_so_far_figure, sensitivity_figure, tuning_points, tuning_section
-from hambench.schema import VAL_PREFIX, by_arm, result_columns
+from hambench.results import by_arm, result_columns
+from hambench.schema import VAL_PREFIX
 from hambench.stats import format_mean_ci, interval
 from test_report import TableCells  # the one parser of a report's tables
 
@@ -31,7 +38,7 @@ def table_of(html: str) -> list[dict[str, str]]:
 
 def tuning_html(text: str) -> str:
     start = text.index('<section id="tuning">')
-    return text[start:text.index("</section>", start)]
+    return text[start : text.index("</section>", start)]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +95,9 @@ def test_the_fixture_writes_the_results_schema_of_a_tuned_run(tuned_run, rows):
     # Retrain rows: on test, both arms with the suite's seeds; the tuned arm names its sample.
     assert (retrain["split"] == "test").all() and retrain[["val_mIoU"]].isna().all().all()
     assert set(retrain["arm"]) == {"tuned", "default", "both"} and set(retrain["seed"]) == set(TUNED_SEEDS)
-    assert set(retrain.loc[retrain["arm"] == "both", "module"]) == {KEPT_DEFAULTS}  # the defaults chosen: one set of runs
+    assert set(retrain.loc[retrain["arm"] == "both", "module"]) == {
+        KEPT_DEFAULTS
+    }  # the defaults chosen: one set of runs
     assert retrain.loc[retrain["arm"] != "default", "sample"].notna().all()
     assert retrain.loc[retrain["arm"] == "default", "sample"].isna().all()
     assert all(set(json.loads(t)) == {"lr", "weight_decay"} for t in pd.concat([search, retrain])["tuned"])
@@ -125,7 +134,9 @@ def test_both_arms_are_the_intervals_of_the_retrain_rows(table, rows):
         default = interval(arm_of(rows, module, "default")["mIoU"])
         tuned = interval(arm_of(rows, module, "tuned")["mIoU"])
         for arm, iv in (("default", default), ("tuned", tuned)):
-            assert row[f"{arm}: test mIoU (mean ± 95% CI)"] == f"{format_mean_ci(iv.mean, iv.half_width, iv.n)} n={iv.n}"
+            assert (
+                row[f"{arm}: test mIoU (mean ± 95% CI)"] == f"{format_mean_ci(iv.mean, iv.half_width, iv.n)} n={iv.n}"
+            )
         assert default.n == tuned.n == len(TUNED_SEEDS)
         assert row["tuned − default"] == f"{tuned.mean - default.mean:+.3g}"
         assert row["tuned vs default (Welch, 5%)"] in ("tuned better", "defaults better", "no significant difference")
@@ -231,10 +242,10 @@ def test_fronts_and_failed_trials_leave_the_search_out(tuned_run, page, rows):
     assert sorted(seg["arm"]) == sorted(["default", "tuned"] * (len(trained_modules(rows)) - 1) + ["both"])
     assert seg["mIoU"].notna().all() and (seg["n_seeds"] == len(TUNED_SEEDS)).all()
     # A sample ASHA stopped ended by design: counted apart, not listed with the failed trials.
-    runs = page[page.index("<h2>Runs</h2>"):]
+    runs = page[page.index("<h2>Runs</h2>") :]
     n_stopped = int((rows["status"] == "stopped").sum())
     assert f"{n_stopped} search samples stopped early, 1 failed." in runs
-    failed = table_of(runs[runs.index("<h3>Failed trials</h3>"):])
+    failed = table_of(runs[runs.index("<h3>Failed trials</h3>") :])
     assert [r["trial"] for r in failed] == rows.loc[rows["status"] == "failed", "trial_id"].tolist()
 
 
@@ -243,16 +254,43 @@ def tiny_png(path) -> None:
     path.write_bytes(PNG_SIGNATURE + struct.pack(">I4sII", 13, b"IHDR", 4, 4) + b"\x08\x02\x00\x00\x00")
 
 
-def test_no_sample_grid_for_a_search_sample(tmp_path):
-    base = {"task": "gan", "module": "ham-nmf", "family": "hamburger", "backbone": "sngan-32", "data": "synthetic-shapes",
-            "options": "{}", "iters": 500, "status": "ok", "run_dir": str(tmp_path)}
-    table = pd.DataFrame([
-        {**base, "trial_id": "search0", "seed": TUNE_SEED, "phase": "search", "split": "val", "sample": 0,
-         "tuned": '{"lr": 0.0002}', "val_fid": 40.0},
-        {**base, "trial_id": "default-s0", "seed": 0, "phase": "retrain", "split": "test", "arm": "default",
-         "tuned": '{"lr": 0.0002}', "fid": 41.0},
-    ])
+def test_no_image_for_a_search_sample(tmp_path):
+    base = {
+        "task": "gan",
+        "module": "ham-nmf",
+        "family": "hamburger",
+        "backbone": "sngan-32",
+        "data": "synthetic-shapes",
+        "options": "{}",
+        "iters": 500,
+        "status": "ok",
+        "run_dir": str(tmp_path),
+    }
+    table = pd.DataFrame(
+        [
+            {
+                **base,
+                "trial_id": "search0",
+                "seed": TUNE_SEED,
+                "phase": "search",
+                "split": "val",
+                "sample": 0,
+                "tuned": '{"lr": 0.0002}',
+                "val_fid": 40.0,
+            },
+            {
+                **base,
+                "trial_id": "default-s0",
+                "seed": 0,
+                "phase": "retrain",
+                "split": "test",
+                "arm": "default",
+                "tuned": '{"lr": 0.0002}',
+                "fid": 41.0,
+            },
+        ]
+    )
     for trial in table["trial_id"]:
-        tiny_png(tmp_path / COPIES_DIR / f"{trial}.png")
-    grids = find_sample_grids(table, [{"run_dir": str(tmp_path)}])
-    assert [g.trial_id for g in grids] == ["default-s0"]
+        tiny_png(copy_path(tmp_path, trial, "samples.png"))  # the gan task's sample grid
+    images = find_images(table, [{"run_dir": str(tmp_path)}])
+    assert [i.trial_id for i in images] == ["default-s0"]

@@ -17,7 +17,7 @@ from hambench.tuning import RunOptions, run_suite
 # A plugin module for the runner's tests. `fail` raises in the constructor (a bad option);
 # `marker` appends the constructing process id to a file (to count a trial's executions);
 # `delay` sleeps in forward (to make a trial last long enough to interrupt).
-PLUGIN = '''
+PLUGIN = """
 import os, time
 from torch import nn
 from hambench.registry import register_module
@@ -39,7 +39,7 @@ class Probe(nn.Module):
         if self.delay:
             time.sleep(self.delay)
         return x + self.proj(x)
-'''
+"""
 
 RESULT_COLUMNS = set(TRIAL_COLUMNS + COST_COLUMNS)  # a profiling row: what every trial is, and the module's cost
 
@@ -52,7 +52,8 @@ def write_plugin(tmp_path: Path) -> Path:
 
 def profile_suite(tmp_path: Path, modules_yaml: str, *, name: str = "tiny-profile", sweep: str = "[]") -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name: {name}
         description: a tiny profiling suite for the runner's tests
         task: profile
@@ -62,7 +63,8 @@ def profile_suite(tmp_path: Path, modules_yaml: str, *, name: str = "tiny-profil
         metrics: [latency_ms, macs_fvcore]
         max_concurrent: 2
         max_failures: 1
-    """))
+    """)
+    )
     return path
 
 
@@ -71,15 +73,23 @@ def test_run_suite_writes_the_run_directory_and_records_failures(
 ) -> None:
     plugin = write_plugin(tmp_path)
     marker = tmp_path / "marker.txt"
-    suite = profile_suite(tmp_path, f"""
+    suite = profile_suite(
+        tmp_path,
+        f"""
             - none
             - {{name: test-probe, options: {{marker: ["{marker}"]}}}}
-            - {{name: test-probe, options: {{fail: [true]}}}}""", sweep="[4, 8]")
-    code = main(["run", "suite", str(suite), "--plugin", str(plugin), "--only", "test-probe", "--run-id", "r1",
-                 "--out", str(tmp_path / "runs"), "--num-cpus", "2"])
+            - {{name: test-probe, options: {{fail: [true]}}}}""",
+        sweep="[4, 8]",
+    )
+    args = ["run", "suite", str(suite), "--plugin", str(plugin), "--only", "test-probe"]
+    args += ["--run-id", "r1", "--out", str(tmp_path / "runs"), "--num-cpus", "2"]
+    code = main(args)
     out = capsys.readouterr().out
     assert code == 1, out  # a trial failed
-    assert "2 trials, 1 failed" in out and "FAILED profile-test-probe-fail=True: ValueError: test-probe was asked to fail" in out
+    assert (
+        "2 trials, 1 failed" in out
+        and "FAILED profile-test-probe-fail=True: ValueError: test-probe was asked to fail" in out
+    )
 
     run_dir = tmp_path / "runs" / "tiny-profile" / "r1"
     for name in ("results.parquet", "profile.parquet", "history.parquet", "suite.yaml", "meta.json", "report.html"):
@@ -119,22 +129,21 @@ def test_run_suite_writes_the_run_directory_and_records_failures(
 
     # --resume of the finished run rewrites the tables and the summary without running a trial again.
     (run_dir / "summary.csv").unlink()
-    assert main(["run", "suite", str(suite), "--plugin", str(plugin), "--only", "test-probe", "--run-id", "r1",
-                 "--out", str(tmp_path / "runs"), "--num-cpus", "2", "--resume", "--no-report"]) == 1
+    assert main([*args, "--resume", "--no-report"]) == 1
     assert (run_dir / "summary.csv").is_file() and "module cost (profile trials)" in capsys.readouterr().out
     assert len(set(marker.read_text().split())) == 1
 
 
-def test_training_rows_join_their_cost_on_the_given_options(tmp_path: Path) -> None:
+def test_training_rows_join_their_cost_on_the_given_options(tmp_path: Path, tune_results) -> None:
     """The profiling trial builds the module at the profile width, the seg trial at the head's: their
     resolved options differ, and the seg row must still get the cost its profiling trial measured."""
-    from types import SimpleNamespace
-
-    from hambench.suite import expand, load_suite
+    from hambench.suite import load_suite
     from hambench.tuning import collect_tables
+    from hambench.tuning.plan import expand
 
     path = tmp_path / "join.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: join
         description: cost join
         task: seg
@@ -145,29 +154,48 @@ def test_training_rows_join_their_cost_on_the_given_options(tmp_path: Path) -> N
           seeds: [0, 1]
         budget: {iters: 4, eval_interval: 2}
         profile: {shape: [1, 32, 16, 16]}
-    """))
+    """)
+    )
     suite = load_suite(path)
     trials = expand(suite)
     at = {"profile": '{"rank": 8, "width": 32}', "seg": '{"rank": 8, "width": 64}'}  # as the trials would report them
-    grid = [SimpleNamespace(
-        config={"trial": t.model_dump(mode="json")}, error=None, metrics_dataframe=None,
-        metrics={"status": "ok", "resolved_options": at[t.task], "iters": 4, "seed": t.seed,
-                 **({"params": 1234, "latency_ms": 0.5} if t.task == "profile" else {"mIoU": 40.0 + t.seed})},
-    ) for t in trials]
+    reports = {
+        t.trial_id: [
+            {
+                "status": "ok",
+                "resolved_options": at[t.task],
+                "iters": 4,
+                "seed": t.seed,
+                **({"params": 1234, "latency_ms": 0.5} if t.task == "profile" else {"mIoU": 40.0 + t.seed}),
+            }
+        ]
+        for t in trials
+    }
+    grid = tune_results([t.model_dump(mode="json") for t in trials], reports)
     table, _, _ = collect_tables(suite, "r", grid)
     seg = table[table["task"] == "seg"]
     assert len(seg) == 2 and (seg["params"] == 1234).all() and (seg["latency_ms"] == 0.5).all()
-    assert set(seg["options"]) == {at["seg"]} and set(table.loc[table["task"] == "profile", "options"]) == {at["profile"]}
+    assert set(seg["options"]) == {at["seg"]} and set(table.loc[table["task"] == "profile", "options"]) == {
+        at["profile"]
+    }
     assert set(table["options_given"]) == {'{"rank": 8}'}
 
 
 def test_module_width_is_where_the_module_is_built() -> None:
     from hambench.registry import resolve_options
-    from hambench.suite import Budget, ProfileSpec, Resources, Trial
-    from hambench.tuning import module_width, resolved_options
+    from hambench.tasks import module_width, resolved_options
+    from hambench.trial import Budget, ProfileSpec, Resources, Trial
 
-    common = dict(module="ham-nmf", family="hamburger", options={"rank": 16}, head="context", data="synthetic-context",
-                  seed=0, resources=Resources(), budget=Budget(iters=4, eval_interval=2))
+    common = dict(
+        module="ham-nmf",
+        family="hamburger",
+        options={"rank": 16},
+        head="context",
+        data="synthetic-context",
+        seed=0,
+        resources=Resources(),
+        budget=Budget(iters=4, eval_interval=2),
+    )
     seg = Trial(trial_id="s", task="seg", backbone="r50-d8", **common)
     tiny = Trial(trial_id="t", task="seg", backbone="tiny-d8", **common)
     prof = Trial(trial_id="p", task="profile", backbone="none", profile=ProfileSpec(shape=(1, 48, 8, 8)), **common)
@@ -200,10 +228,11 @@ def test_ade20k_pareto_smoke(tmp_path: Path) -> None:
 
 
 def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
-    from types import SimpleNamespace
+    from ray.tune.experiment import Trial as TuneTrial
 
-    from hambench.suite import expand, load_suite
+    from hambench.suite import load_suite
     from hambench.tuning import Progress, write_done
+    from hambench.tuning.plan import expand
 
     trials = expand(load_suite("quickstart"))  # 8 profiling + 24 seg trials (3 seeds)
     done_dir = tmp_path / "done"
@@ -211,9 +240,12 @@ def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
     progress = Progress(trials, ["mIoU", "latency_ms"], str(done_dir))
     progress.setup()
 
-    def tune_trial(i: int, result: dict | None = None) -> SimpleNamespace:
-        t = trials[i]
-        return SimpleNamespace(trial_id=f"tune{i}", config={"trial": t.model_dump()}, last_result=result)
+    def tune_trial(i: int, result: dict | None = None) -> TuneTrial:
+        """Tune's own trial of hambench trial i, as the callbacks receive it (a stub: nothing runs it)."""
+        trial = TuneTrial("hambench", config={"trial": trials[i].model_dump()}, trial_id=f"tune{i}", stub=True)
+        if result is not None:
+            trial.update_last_result(result)  # what Tune does with each result a trial reports
+        return trial
 
     for i in (1, 2):
         progress.on_trial_start(0, [], tune_trial(i))

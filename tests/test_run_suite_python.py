@@ -19,8 +19,9 @@ def two_line_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the run's own store
     try:
-        run = hambench.run_suite(path, smoke=True, out=tmp / "runs", run_id="r", num_cpus=2, report=False,
-                                 progress=False, tracker="mlflow")
+        run = hambench.run_suite(
+            path, smoke=True, out=tmp / "runs", run_id="r", num_cpus=2, report=False, progress=False, tracker="mlflow"
+        )
     finally:
         mp.undo()
     return path, tmp, run
@@ -67,8 +68,20 @@ def test_resume_keeps_the_tracker_it_started_with(two_line_run, capsys, monkeypa
 
     path, tmp, run = two_line_run
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    args = ["run", "suite", str(path), "--smoke", "--out", str(tmp / "runs"), "--run-id", "r", "--resume",
-            "--num-cpus", "2", "--no-report"]
+    args = [
+        "run",
+        "suite",
+        str(path),
+        "--smoke",
+        "--out",
+        str(tmp / "runs"),
+        "--run-id",
+        "r",
+        "--resume",
+        "--num-cpus",
+        "2",
+        "--no-report",
+    ]
     assert main([*args, "--tracker", "wandb"]) == 2
     (err,) = capsys.readouterr().err.strip().splitlines()
     assert err == "hambench: error: --resume: this run was started with --tracker mlflow; resume it with the same"

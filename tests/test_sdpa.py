@@ -9,15 +9,16 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from test_baselines import randomise
 from torch import nn
 from torch.nn.attention import SDPBackend
 
 from hambench.cli.main import main
-from hambench.profiling import measure, profile_module
+from hambench.profiling import count_params, measure, profile_module
 from hambench.registry import build_module, get_spec
 from hambench.sdpa import BACKENDS, KERNELS, SDPABackendError, SDPAKernels, forced_backend, kernel_of, sdpa_macs
-from hambench.suite import SuiteError, expand, load_suite
+from hambench.suite import SuiteError, load_suite
+from hambench.tuning.plan import expand
+from test_zoo_mmseg import randomise
 
 C = 32
 
@@ -54,7 +55,7 @@ class Attend(nn.Module):
 
 def test_same_parameters_and_complexity_declared():
     explicit, fused = pair()
-    assert sum(p.numel() for p in fused.parameters()) == sum(p.numel() for p in explicit.parameters())
+    assert count_params(fused) == count_params(explicit)
     assert get_spec("nonlocal-sdpa").complexity == "O(n^2), O(n) memory"
     assert get_spec("nonlocal-sdpa").defaults == get_spec("nonlocal").defaults
 
@@ -116,8 +117,12 @@ def test_kernel_names_are_this_torch_s_ops():
     assert kernel_of(["_scaled_dot_product_flash_attention"]) == "flash"
     assert kernel_of(["_scaled_dot_product_cudnn_attention"]) == "cudnn"
     assert kernel_of(["mul", "bmm", "_safe_softmax", "bmm"]) == "math"
-    assert BACKENDS == {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
-                        "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+    assert BACKENDS == {
+        "math": SDPBackend.MATH,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+    }
 
 
 # --------------------------------------------------------------------------------------------- forcing
@@ -142,13 +147,16 @@ def test_cli_forced_backend(capsys):
 
 
 def test_cuda_reasons_become_the_message():
-    # What CUDA does when the forced kernel refuses a call: warn each reason, then fail.
+    # What CUDA does when the forced kernel refuses a call: warn each reason, then fail (stacklevel=1:
+    # where a warning points does not matter, only its message).
     with warnings.catch_warnings(record=True) as leaked:
         warnings.simplefilter("always")
         with pytest.raises(SDPABackendError) as info, forced_backend("flash", "on cuda, float32, fwd"):
-            warnings.warn("unrelated", UserWarning)
-            warnings.warn("Flash attention kernel not used because:", UserWarning)
-            warnings.warn("Expected query, key and value to all be of dtype: {Half, BFloat16}.\nmore", UserWarning)
+            warnings.warn("unrelated", UserWarning, stacklevel=1)
+            warnings.warn("Flash attention kernel not used because:", UserWarning, stacklevel=1)
+            warnings.warn(
+                "Expected query, key and value to all be of dtype: {Half, BFloat16}.\nmore", UserWarning, stacklevel=1
+            )
             raise RuntimeError("No available kernel. Aborting execution.")
     assert str(info.value) == (
         "SDPA backend 'flash' cannot run on cuda, float32, fwd: Flash attention kernel not used because:; "

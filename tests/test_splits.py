@@ -35,7 +35,7 @@ def _paths(dataset_cfg: dict) -> list[str]:
     """The image paths of the mmseg dataset that ``dataset_cfg`` builds, in its order."""
     from mmseg.registry import DATASETS as MMSEG_DATASETS
 
-    from hambench.models.segmentor import register_all
+    from hambench.models.registration import register_all
 
     register_all()
     dataset = MMSEG_DATASETS.build(dataset_cfg)
@@ -44,9 +44,9 @@ def _paths(dataset_cfg: dict) -> list[str]:
 
 def _build(data: str, root: Path, split: dict) -> list[str]:
     """The image paths mmseg's dataset class lists for split arguments ``split`` of ``root``."""
-    from hambench.tasks.seg import _dataset
+    from hambench.tasks.seg.data import dataset
 
-    return _paths(_dataset(data, root, split, pipeline=[]))
+    return _paths(dataset(data, root, split, pipeline=[]))
 
 
 # --------------------------------------------------------------------------- synthetic-context
@@ -66,7 +66,9 @@ def test_synthetic_test_split_has_n_test_images_unlike_the_others(tmp_path: Path
 def test_the_test_split_leaves_training_and_validation_unchanged(tmp_path: Path) -> None:
     without = make_synthetic_context(tmp_path / "a", seed=3, size=48, n_train=5, n_val=3, n_test=0)
     with_test = make_synthetic_context(tmp_path / "b", seed=3, size=48, n_train=5, n_val=3, n_test=5)
-    assert not list((without / "images" / "test").iterdir()) and len(list((with_test / "images" / "test").iterdir())) == 5
+    assert (
+        not list((without / "images" / "test").iterdir()) and len(list((with_test / "images" / "test").iterdir())) == 5
+    )
     for split in ("training", "validation"):
         a, b = _files(without, split), _files(with_test, split)
         assert [p.name for p in a] == [p.name for p in b] and len(a) == 2 * (5 if split == "training" else 3)
@@ -84,11 +86,16 @@ def test_the_cache_folder_names_the_test_count(tmp_path: Path, monkeypatch: pyte
 def test_synthetic_splits_are_its_own_folders(tmp_path: Path) -> None:
     root = make_synthetic_context(tmp_path / "sc", seed=0, size=48, n_train=2, n_val=1, n_test=1)
     spec = dataset_spec("synthetic-context")
-    folders = {split: [kw["data_prefix"]["img_path"] for kw in split_kwargs(spec, root, split)]
-               for split in ("standard", "val", "test")}
+    folders = {
+        split: [kw["data_prefix"]["img_path"] for kw in split_kwargs(spec, root, split)]
+        for split in ("standard", "val", "test")
+    }
     # standard: every untuned run reports on the test split (validation served the task's design)
-    assert folders == {"standard": ["images/training", "images/test"],
-                       "val": ["images/training", "images/validation"], "test": ["images/training", "images/test"]}
+    assert folders == {
+        "standard": ["images/training", "images/test"],
+        "val": ["images/training", "images/validation"],
+        "test": ["images/training", "images/test"],
+    }
     for split in ("standard", "val", "test"):  # nothing held out: its training split is whole
         assert all("indices" not in kw for kw in split_kwargs(spec, root, split))
 
@@ -145,24 +152,30 @@ def test_a_bad_eval_split_names_the_valid_ones() -> None:
 
 
 def test_a_suite_trial_evaluates_on_its_split(tmp_path: Path) -> None:
-    from hambench.suite import expand, parse_suite
+    from hambench.suite import parse_suite
     from hambench.tasks import get_task
-    from hambench.tuning.trainable import TrialContext
+    from hambench.tuning.plan import expand
+    from hambench.tuning.trainable import TuneContext
 
-    class Context(TrialContext):
+    class Context(TuneContext):
         def work_dir(self) -> Path:
             return tmp_path
 
         def restore(self, into: Path | None = None) -> None:
             return None
 
-    suite = parse_suite(yaml.safe_load(textwrap.dedent("""
+    suite = parse_suite(
+        yaml.safe_load(
+            textwrap.dedent("""
         name: s
         description: splits
         task: seg
         grid: {modules: [none], backbones: [tiny-d8], data: [synthetic-context]}
         budget: {iters: 4, eval_interval: 2}
-    """)), "s.yaml")
+    """)
+        ),
+        "s.yaml",
+    )
     (trial,) = expand(suite)
     ctx = Context(plugins=[], done_uri=str(tmp_path / "done"), data_roots={}, where={"device": "cpu"})
     seg = get_task("seg")
@@ -174,25 +187,25 @@ def test_a_suite_trial_evaluates_on_its_split(tmp_path: Path) -> None:
 def test_cli_eval_split_test_trains_and_evaluates_on_the_test_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import hambench.tasks.seg as seg
+    import hambench.tasks.seg.loop as loop
 
     monkeypatch.setenv("HAMBENCH_CACHE", str(tmp_path / "cache"))
     root = make_synthetic_context(tmp_path / "sc", seed=0, size=48, n_train=4, n_val=2, n_test=3)
     used: list[dict[str, Any]] = []
 
     def spy(*args: Any, **kwargs: Any) -> dict[str, Any]:  # the Runner arguments the run was given
-        used.append(runner_kwargs(*args, **kwargs))
+        used.append(runner_arguments(*args, **kwargs))
         return used[-1]
 
-    runner_kwargs = seg.runner_kwargs
-    monkeypatch.setattr(seg, "runner_kwargs", spy)
+    runner_arguments = loop.runner_arguments
+    monkeypatch.setattr(loop, "runner_arguments", spy)
     with pytest.raises(SystemExit):
         main(["train", "seg", "--help"])
     assert "--eval-split" in capsys.readouterr().out
-    rc = main(["train", "seg", "--context", "none", "--backbone", "tiny-d8", "--data", "synthetic-context",
-               "--data-root", str(root), "--iters", "2", "--batch", "2", "--crop", "48x48", "--eval-interval", "2",
-               "--work-dir", str(tmp_path / "run"), "--threads", "1", "--log-interval", "2",
-               "--eval-split", "test", "--json"])
+    argv = ["train", "seg", "--context", "none", "--backbone", "tiny-d8", "--data", "synthetic-context"]
+    argv += ["--data-root", str(root), "--iters", "2", "--batch", "2", "--crop", "48x48", "--eval-interval", "2"]
+    argv += ["--work-dir", str(tmp_path / "run"), "--threads", "1", "--log-interval", "2", "--eval-split", "test"]
+    rc = main([*argv, "--json"])
     assert rc == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final["iters"] == 2 and 0 <= final["mIoU"] <= 100

@@ -9,9 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from hambench.stats import (
-    format_mean_ci, format_rank, interval, rank_with_ties, sense, significantly_better, summarize,
-)
+from hambench.stats import format_mean_ci, format_rank, interval, rank_with_ties, significantly_better, summarize
+from hambench.tasks import metric_sense
 
 T_975_DF1 = 12.706205  # Student t, 97.5th percentile, 1 degree of freedom (t table)
 T_975_DF2 = 4.302653  # ... 2 degrees of freedom
@@ -72,9 +71,9 @@ def test_ranks_without_a_tie():
 
 
 def test_directions():
-    assert sense("mIoU") == "max" and sense("aAcc") == "max"
+    assert metric_sense("mIoU") == "max" and metric_sense("aAcc") == "max"
     for metric in ("fid", "fid_surrogate", "symmetry_error", "latency_ms", "macs", "peak_mem_bytes"):
-        assert sense(metric) == "min", metric
+        assert metric_sense(metric) == "min", metric
 
 
 def test_text():
@@ -86,11 +85,24 @@ def test_text():
 
 
 def _trial(module, seed, miou, status="ok", options=None, data="d", iters=100):
-    return {"trial_id": f"seg-{module}-{seed}-{data}", "task": "seg", "module": module, "family": "other",
-            "backbone": "tiny-d8", "head": "context", "data": data, "seed": seed,
-            "options": json.dumps(options or {}), "iters": iters if status == "ok" else None, "status": status,
-            "mIoU": miou, "aAcc": None if miou is None else 80 + miou / 10,
-            "macs_fvcore": 1e6, "latency_ms": 0.5, "peak_mem_bytes": 1024}
+    return {
+        "trial_id": f"seg-{module}-{seed}-{data}",
+        "task": "seg",
+        "module": module,
+        "family": "other",
+        "backbone": "tiny-d8",
+        "head": "context",
+        "data": data,
+        "seed": seed,
+        "options": json.dumps(options or {}),
+        "iters": iters if status == "ok" else None,
+        "status": status,
+        "mIoU": miou,
+        "aAcc": None if miou is None else 80 + miou / 10,
+        "macs_fvcore": 1e6,
+        "latency_ms": 0.5,
+        "peak_mem_bytes": 1024,
+    }
 
 
 def test_summary_of_a_results_table():
@@ -121,21 +133,47 @@ def test_summary_of_a_results_table():
 
 def test_summary_separates_resolved_options_and_pools_equal_ones():
     # Two spellings of one configuration are one; another value is another configuration.
-    rows = [_trial("ham", 0, 40.0, options={"rank": 64}), _trial("ham", 1, 41.0, options={"rank": 64}),
-            _trial("ham", 2, 30.0, options={"rank": 8})]
+    rows = [
+        _trial("ham", 0, 40.0, options={"rank": 64}),
+        _trial("ham", 1, 41.0, options={"rank": 64}),
+        _trial("ham", 2, 30.0, options={"rank": 8}),
+    ]
     summary = summarize(pd.DataFrame(rows))
     miou = summary[summary["metric"] == "mIoU"]
     assert sorted(miou["n"]) == [1, 2] and set(miou["options"]) == {'{"rank": 64}', '{"rank": 8}'}
 
 
 def test_cost_summary_of_a_profile_only_run():
-    results = pd.DataFrame([
-        {"trial_id": "p1", "task": "profile", "module": "a", "family": "other", "seed": 0, "options": "{}",
-         "status": "ok", "params": 10, "macs_torchprofile": 5e6, "macs_fvcore": 4e6, "latency_ms": 1.5,
-         "peak_mem_bytes": 2048, "profile_shape": "1x8x8x8", "iters": 1},
-        {"trial_id": "p2", "task": "profile", "module": "b", "family": "other", "seed": 0, "options": "{}",
-         "status": "failed", "error": "boom"},
-    ])
+    results = pd.DataFrame(
+        [
+            {
+                "trial_id": "p1",
+                "task": "profile",
+                "module": "a",
+                "family": "other",
+                "seed": 0,
+                "options": "{}",
+                "status": "ok",
+                "params": 10,
+                "macs_torchprofile": 5e6,
+                "macs_fvcore": 4e6,
+                "latency_ms": 1.5,
+                "peak_mem_bytes": 2048,
+                "profile_shape": "1x8x8x8",
+                "iters": 1,
+            },
+            {
+                "trial_id": "p2",
+                "task": "profile",
+                "module": "b",
+                "family": "other",
+                "seed": 0,
+                "options": "{}",
+                "status": "failed",
+                "error": "boom",
+            },
+        ]
+    )
     summary = summarize(results).set_index("module")
     assert (summary["metric"] == "").all() and summary["rank"].isna().all()
     assert summary.loc["a", "macs"] == 5e6 and summary.loc["a", "latency_ms"] == 1.5  # torchprofile first

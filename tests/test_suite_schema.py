@@ -13,11 +13,18 @@ import yaml
 from hambench.cli.main import main
 from hambench.registry import get_spec
 from hambench.reports import load_references
-from hambench.suite import EVAL_FRACTION, Budget, SuiteError, expand, load_suite, shipped_suites, smoke
+from hambench.suite import SuiteError, load_suite, shipped_suites, smoke
+from hambench.trial import EVAL_FRACTION, Budget
 from hambench.tuning import DEVICE_RESOURCE, trial_resources
+from hambench.tuning.plan import expand
 
 SHIPPED = [
-    "quickstart", "synthetic-pareto", "module-cost", "ade20k-pareto", "voc-ablation", "gan-synthetic",
+    "quickstart",
+    "synthetic-pareto",
+    "module-cost",
+    "ade20k-pareto",
+    "voc-ablation",
+    "gan-synthetic",
     "imagenet128-hamgan",
 ]
 
@@ -90,8 +97,13 @@ def test_ade20k_pareto_trains_like_the_published_tables() -> None:
     """Every zoo module with a published ResNet-101 ADE20K row is in the suite's r101-d8 grid, trained
     for the published schedule at the published crop (read from references.csv, not restated)."""
     refs = load_references()
-    published = refs[(refs["task"] == "seg") & (refs["dataset"] == "ade20k") & (refs["backbone"] == "ResNet-101")
-                     & refs["module"].notna() & (refs["module"] != "")]
+    published = refs[
+        (refs["task"] == "seg")
+        & (refs["dataset"] == "ade20k")
+        & (refs["backbone"] == "ResNet-101")
+        & refs["module"].notna()
+        & (refs["module"] != "")
+    ]
     suite = load_suite("ade20k-pareto")
     seg = [t for t in expand(suite) if t.task == "seg"]
     assert set(published["module"]) <= {t.module for t in seg if t.backbone == "r101-d8"}
@@ -121,7 +133,9 @@ def test_grid_expansion_product_and_profile_trials(tmp_path: Path) -> None:
 
 
 def test_options_product_and_explicit_points(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         name: opts
         description: options
         task: profile
@@ -134,12 +148,15 @@ def test_options_product_and_explicit_points(tmp_path: Path) -> None:
             - name: nonlocal
               options: {reduction: 4}
         profile: {shape: [1, 32, 16, 16]}
-    """)
+    """,
+    )
     trials = expand(load_suite(path))
     nmf = [t.options for t in trials if t.module == "ham-nmf"]
     assert len(nmf) == 4 and {"rank": 16, "grad": "bptt"} in nmf
     assert [t.options for t in trials if t.module == "ham-vq"] == [
-        {"train_steps": 1, "eval_steps": 1}, {"train_steps": 3, "eval_steps": 3}]
+        {"train_steps": 1, "eval_steps": 1},
+        {"train_steps": 3, "eval_steps": 3},
+    ]
     assert [t.options for t in trials if t.module == "nonlocal"] == [{"reduction": 4}]  # scalar: one point
 
 
@@ -169,10 +186,20 @@ def test_seeds_as_a_count_or_a_list(tmp_path: Path) -> None:
     assert load_suite(write(tmp_path, MINIMAL.replace("      seeds: [0, 1]\n", ""))).grid[0].seeds == [0]  # default
 
 
-@pytest.mark.parametrize("seeds, why", [
-    ("0", "got 0"), ("-2", "got -2"), ("[0, 0]", "got [0, 0] (0 twice)"), ("[1.5]", "(1.5 not allowed)"),
-    ("[0, -1]", "(-1 not allowed)"), ("'3'", "got '3'"), ("true", "got True"), ("[]", "got []"), ("2.0", "got 2.0"),
-])
+@pytest.mark.parametrize(
+    "seeds, why",
+    [
+        ("0", "got 0"),
+        ("-2", "got -2"),
+        ("[0, 0]", "got [0, 0] (0 twice)"),
+        ("[1.5]", "(1.5 not allowed)"),
+        ("[0, -1]", "(-1 not allowed)"),
+        ("'3'", "got '3'"),
+        ("true", "got True"),
+        ("[]", "got []"),
+        ("2.0", "got 2.0"),
+    ],
+)
 def test_bad_seeds_are_one_line_naming_file_field_and_valid_values(tmp_path: Path, seeds: str, why: str) -> None:
     path = write(tmp_path, MINIMAL.replace("seeds: [0, 1]", f"seeds: {seeds}"))
     with pytest.raises(SuiteError) as info:
@@ -241,7 +268,9 @@ def test_a_two_line_suite_takes_its_tasks_defaults(tmp_path: Path) -> None:
     assert suite.task == "seg" and suite.description == "" and suite.profile is None
     assert suite.budget == Budget(iters=1200, eval_interval=1200 // EVAL_FRACTION, batch=4)
     assert [(t.module, t.backbone, t.data, t.seed) for t in expand(suite)] == [
-        ("ham-nmf", "tiny-d8", "synthetic-context", 0), ("none", "tiny-d8", "synthetic-context", 0)]
+        ("ham-nmf", "tiny-d8", "synthetic-context", 0),
+        ("none", "tiny-d8", "synthetic-context", 0),
+    ]
     gan = load_suite(write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none]}\nbudget: {iters: 40}\n"))
     assert gan.budget == Budget(iters=40, eval_interval=10, batch=8)  # the task's batch, a quarter of iters
     assert gan.grid[0].data == ["synthetic-shapes"] and gan.grid[0].backbones == ["none"]
@@ -250,32 +279,50 @@ def test_a_two_line_suite_takes_its_tasks_defaults(tmp_path: Path) -> None:
 
 
 def test_every_bad_grid_value_is_reported_at_once_module_first(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         grid:
           modules: [ham-nmff, {name: ham-nmf, options: {rnk: [3]}}]
           backbones: [tiny-d8, resnet9]
           data: [ade]
-    """)
+    """,
+    )
     with pytest.raises(SuiteError) as info:
         load_suite(path)
     first, *rest = str(info.value).splitlines()
     assert first == f"{path}: invalid suite (5 errors)"
-    assert rest[0].strip().startswith("grid[0].modules[0]: unknown context module 'ham-nmff'; valid modules: ") and "ham-cd" in rest[0]
+    assert (
+        rest[0].strip().startswith("grid[0].modules[0]: unknown context module 'ham-nmff'; valid modules: ")
+        and "ham-cd" in rest[0]
+    )
     assert rest[1].strip().startswith("grid[0].modules[1].options.rnk: module 'ham-nmf' has no option(s) rnk")
-    assert rest[2].strip().startswith("grid[0].backbones[1]: unknown backbone 'resnet9'; valid: ") and "tiny-d8" in rest[2]
-    assert rest[3].strip() == "grid[0].data[0]: unknown data set 'ade'; valid: synthetic-context, ade20k, voc-aug, pascal-context"
+    assert (
+        rest[2].strip().startswith("grid[0].backbones[1]: unknown backbone 'resnet9'; valid: ") and "tiny-d8" in rest[2]
+    )
+    assert (
+        rest[3].strip()
+        == "grid[0].data[0]: unknown data set 'ade'; valid: synthetic-context, ade20k, voc-aug, pascal-context"
+    )
     assert rest[4].strip() == "name: Field required"
-    named = write(tmp_path, "name: n\ngrid: {modules: [none], backbones: [timm:resnet18, \"timm:\"]}\n")
+    named = write(tmp_path, 'name: n\ngrid: {modules: [none], backbones: [timm:resnet18, "timm:"]}\n')
     with pytest.raises(SuiteError, match=r"invalid suite: grid\[0\]\.backbones\[1\]: unknown backbone 'timm:'"):
         expand(load_suite(named), source=str(named))  # a schema-valid suite: checked by expand, before Ray
     gan = write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none], data: [synthetic-context]}\n")
-    with pytest.raises(SuiteError, match=r"grid\[0\]\.data\[0\]: unknown data set 'synthetic-context'; valid: synthetic-shapes, image-folder$"):
+    with pytest.raises(
+        SuiteError,
+        match=r"grid\[0\]\.data\[0\]: unknown data set 'synthetic-context'; valid: synthetic-shapes, image-folder$",
+    ):
         expand(load_suite(gan))
 
 
 def test_unknown_option_lists_the_module_options(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace("[ham-nmf, none]", "[{name: ham-nmf, options: {steps: [3]}}]"))
-    with pytest.raises(SuiteError, match=r"grid\[0\]\.modules\[0\]\.options\.steps: module 'ham-nmf' has no option\(s\) steps; valid options: .*train_steps=6"):
+    with pytest.raises(
+        SuiteError,
+        match=r"grid\[0\]\.modules\[0\]\.options\.steps: module 'ham-nmf' has no option\(s\) steps; "
+        r"valid options: .*train_steps=6",
+    ):
         expand(load_suite(path))
 
 
@@ -326,12 +373,12 @@ def test_cli_show_voc_ablation_smoke(capsys: pytest.CaptureFixture[str]) -> None
     assert f"{len(trials)} trials" in out and "voc-aug" in out and "(seg, smoke)" in out
 
 
-def test_cli_parser_imports_no_heavy_backend() -> None:
-    """`hambench --help` builds every sub-command's parser: Ray, mmseg and torchmetrics load only when a command runs."""
-    import subprocess
-    import sys
-
-    code = ("import sys, hambench.cli.main as m; m.build_parser(); "
-            "print(' '.join(sorted({n.split('.')[0] for n in sys.modules} & {'ray', 'mmseg', 'mmcv', 'mmengine', 'torchmetrics'})))")
-    heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert heavy == ""
+def test_cli_parser_imports_no_heavy_backend(fresh_python) -> None:
+    """`hambench --help` builds every sub-command's parser: Ray, mmseg and torchmetrics load only when a
+    command runs."""
+    code = (
+        "import sys, hambench.cli.main as m; m.build_parser(); "
+        "heavy = {'ray', 'mmseg', 'mmcv', 'mmengine', 'torchmetrics'}; "
+        "print(' '.join(sorted({n.split('.')[0] for n in sys.modules} & heavy)))"
+    )
+    assert fresh_python(code).stdout.strip() == ""

@@ -7,7 +7,13 @@ import pytest
 from PIL import Image
 
 from hambench.data import check_layout, prepare_data
-from hambench.data.synthetic_context import KEY_COLOURS, MIN_KEY_DISTANCE, OBJECT_GREY, make_sample, make_synthetic_context
+from hambench.data.synthetic_context import (
+    KEY_COLOURS,
+    MIN_KEY_DISTANCE,
+    OBJECT_GREY,
+    make_sample,
+    make_synthetic_context,
+)
 
 
 def test_same_seed_same_sample_other_seed_other_sample() -> None:
@@ -63,8 +69,11 @@ def test_written_once_in_the_ade20k_layout(tmp_path) -> None:
     label = np.array(Image.open(root / "annotations" / "training" / (images[0].stem + ".png")))
     assert label.shape == (64, 64) and set(np.unique(label)) <= {1, 2, 3}
     for image in images:  # the rule survives JPEG on disk (whose chroma subsampling bleeds the key's rim)
-        _assert_key_rule(np.array(Image.open(image)), np.array(Image.open(
-            root / "annotations" / "training" / (image.stem + ".png"))), key_share=0.6)
+        _assert_key_rule(
+            np.array(Image.open(image)),
+            np.array(Image.open(root / "annotations" / "training" / (image.stem + ".png"))),
+            key_share=0.6,
+        )
     stamp = images[0].stat().st_mtime_ns
     assert make_synthetic_context(tmp_path / "sc", seed=5, size=64, n_train=6, n_val=3, n_test=2) == root
     assert images[0].stat().st_mtime_ns == stamp  # cached: not written again

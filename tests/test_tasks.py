@@ -11,15 +11,15 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
-from hambench.suite import SuiteError, expand, parse_suite
+from hambench.suite import SuiteError, parse_suite
 from hambench.tasks import Metric, Task, TaskError, build_config, get_task, register_task, scoped_tasks, task_names
-from hambench.tuning.trainable import TrialContext
+from hambench.tuning.plan import expand
+from hambench.tuning.trainable import TuneContext
 
 
 @dataclass
@@ -31,12 +31,18 @@ class ToyConfig:
 
 
 def toy_config(trial: Any, ctx: Any) -> ToyConfig:
-    return build_config(ToyConfig, dict(context=trial.module, steps=trial.budget.iters, seed=trial.seed) | trial.task_options)
+    return build_config(
+        ToyConfig, dict(context=trial.module, steps=trial.budget.iters, seed=trial.seed) | trial.task_options
+    )
 
 
 def toy_train(cfg: ToyConfig, callback: Any = None) -> dict[str, Any]:
-    return {"score": cfg.scale * (cfg.steps + cfg.seed), "loss": 1.0 / cfg.steps, "iters": cfg.steps,
-            "not_a_column": [1, 2]}
+    return {
+        "score": cfg.scale * (cfg.steps + cfg.seed),
+        "loss": 1.0 / cfg.steps,
+        "iters": cfg.steps,
+        "not_a_column": [1, 2],
+    }
 
 
 def toy_model(cfg: ToyConfig, device: Any) -> tuple[Any, Any, None, str]:
@@ -46,8 +52,13 @@ def toy_model(cfg: ToyConfig, device: Any) -> tuple[Any, Any, None, str]:
 
 
 TOY = Task(
-    name="toy", order=5, metrics=(Metric("score", "max", front=True), Metric("loss", "min")),
-    budget_fields=("iters", "eval_interval"), config=ToyConfig, config_for=toy_config, train=toy_train, model=toy_model,
+    name="toy",
+    order=5,
+    metrics=(Metric("score", "max", front=True), Metric("loss", "min")),
+    config=ToyConfig,
+    config_for=toy_config,
+    train=toy_train,
+    model=toy_model,
 )
 
 SUITE = """
@@ -65,7 +76,7 @@ SUITE = """
 """
 
 
-class LocalContext(TrialContext):
+class LocalContext(TuneContext):
     """A trial's context outside Tune: a work folder, no checkpoint, reports dropped."""
 
     def __init__(self, work: Path, **kwargs: Any) -> None:
@@ -86,9 +97,10 @@ def load(text: str) -> Any:
     return parse_suite(yaml.safe_load(textwrap.dedent(text)), "toy.yaml")
 
 
-def test_a_registered_task_runs_through_schema_expansion_trainable_and_tables(tmp_path: Path) -> None:
-    from hambench.schema import read_columns
-    from hambench.stats import sense, summarize
+def test_a_registered_task_runs_through_schema_expansion_trainable_and_tables(tmp_path: Path, tune_results) -> None:
+    from hambench.results import read_columns
+    from hambench.stats import summarize
+    from hambench.tasks import metric_sense as sense
     from hambench.tuning import collect_tables
     from hambench.tuning.trainable import _train
 
@@ -99,21 +111,38 @@ def test_a_registered_task_runs_through_schema_expansion_trainable_and_tables(tm
         trials = expand(suite)
         toy = [t for t in trials if t.task == "toy"]
         assert len([t for t in trials if t.task == "profile"]) == 2
-        assert sorted(t.trial_id for t in toy) == ["toy-ham-nmf-none-s0", "toy-ham-nmf-none-s1", "toy-none-none-s0", "toy-none-none-s1"]
+        assert sorted(t.trial_id for t in toy) == [
+            "toy-ham-nmf-none-s0",
+            "toy-ham-nmf-none-s1",
+            "toy-none-none-s0",
+            "toy-none-none-s1",
+        ]
 
         result = _train(TOY, toy[0], LocalContext(tmp_path))  # the trainable's path for a training task
         assert result["score"] == 3.0 and "not_a_column" not in result
         assert result["model_macs"] == 3 * 4 * 8 * 8 and result["model_cost_error"] == ""
 
-        grid = [SimpleNamespace(
-            config={"trial": t.model_dump(mode="json")}, error=None, metrics_dataframe=None,
-            metrics={"status": "ok", "iters": 3, **({"params": 10, "latency_ms": 0.1} if t.task == "profile"
-                                                    else {**toy_train(toy_config(t, None)), "model_macs": 99})},
-        ) for t in trials]
+        reports = {
+            t.trial_id: [
+                {
+                    "status": "ok",
+                    "iters": 3,
+                    **(
+                        {"params": 10, "latency_ms": 0.1}
+                        if t.task == "profile"
+                        else {**toy_train(toy_config(t, None)), "model_macs": 99}
+                    ),
+                }
+            ]
+            for t in trials
+        }
+        grid = tune_results([t.model_dump(mode="json") for t in trials], reports)  # Tune's own results
         table, _, _ = collect_tables(suite, "r", grid)
         assert list(table["task"]) == ["profile"] * 2 + ["toy"] * 4  # in the tasks' order
         rows = table[table["task"] == "toy"].set_index("trial_id")
-        assert rows.loc["toy-none-none-s1", "score"] == 4.0 and rows.loc["toy-none-none-s1", "loss"] == pytest.approx(1 / 3)
+        assert rows.loc["toy-none-none-s1", "score"] == 4.0 and rows.loc["toy-none-none-s1", "loss"] == pytest.approx(
+            1 / 3
+        )
         assert (rows["model_macs"] == 99).all() and (rows["params"] == 10).all()  # model cost; the module's, joined
         assert "score" in read_columns() and "loss" in read_columns()
 
@@ -128,8 +157,11 @@ def test_a_registered_task_runs_through_schema_expansion_trainable_and_tables(tm
 def test_a_budget_field_the_task_does_not_apply_fails_to_load() -> None:
     with scoped_tasks():
         register_task(TOY)
-        with pytest.raises(SuiteError, match=r"toy.yaml: invalid suite: budget: crop: not used by task toy; "
-                                             r"its budget fields: iters, eval_interval"):
+        with pytest.raises(
+            SuiteError,
+            match=r"toy.yaml: invalid suite: budget: crop: not used by task toy; "
+            r"its budget fields: iters, eval_interval",
+        ):
             load(SUITE.replace("eval_interval: 1}", "eval_interval: 1, crop: [8, 8]}"))
 
 
@@ -142,11 +174,14 @@ def test_a_declaration_needs_its_code_and_a_free_name() -> None:
     assert get_task("seg").train is not toy_train
 
 
-@pytest.mark.parametrize("task, budget, field", [
-    ("gan", "{iters: 4, eval_interval: 2, crop: [64, 64]}", "crop"),
-    ("seg", "{iters: 4, eval_interval: 2, res: 64}", "res"),
-    ("profile", "{iters: 4, eval_interval: 2}", "iters, eval_interval"),
-])
+@pytest.mark.parametrize(
+    "task, budget, field",
+    [
+        ("gan", "{iters: 4, eval_interval: 2, crop: [64, 64]}", "crop"),
+        ("seg", "{iters: 4, eval_interval: 2, res: 64}", "res"),
+        ("profile", "{iters: 4, eval_interval: 2}", "iters, eval_interval"),
+    ],
+)
 def test_shipped_tasks_reject_budget_fields_they_cannot_apply(task: str, budget: str, field: str) -> None:
     data = "synthetic-shapes" if task == "gan" else "synthetic-context"
     with pytest.raises(SuiteError, match=f"budget: {field}: not used by task {task}"):

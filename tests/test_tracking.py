@@ -6,7 +6,6 @@ then a final report with the accuracy and the cost."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +24,17 @@ from hambench.tracking import (
 )
 
 TRIALS = [
-    {"trial_id": f"seg-ham-nmf-s{seed}", "task": "seg", "module": "ham-nmf", "seed": seed, "backbone": "tiny-d8",
-     "data": "synthetic-context", "options": {"rank": 8 + seed}, "task_options": {},
-     "budget": {"iters": 30, "eval_interval": 10, "crop": [32, 32]}}
+    {
+        "trial_id": f"seg-ham-nmf-s{seed}",
+        "task": "seg",
+        "module": "ham-nmf",
+        "seed": seed,
+        "backbone": "tiny-d8",
+        "data": "synthetic-context",
+        "options": {"rank": 8 + seed},
+        "task_options": {},
+        "budget": {"iters": 30, "eval_interval": 10, "crop": [32, 32]},
+    }
     for seed in (0, 1)
 ]
 PLUMBING = {"plugins": [], "done_uri": "/nowhere/done"}  # what the suite driver passes every trial too
@@ -58,8 +65,13 @@ def trainable_factory():
 def local_ray():
     import ray
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             _temp_dir=tempfile.mkdtemp(prefix="hb-trk-", dir="/tmp"))  # short: socket paths < 108 chars
+    ray.init(
+        num_cpus=1,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        _temp_dir=tempfile.mkdtemp(prefix="hb-trk-", dir="/tmp"),
+    )  # short: socket paths < 108 chars
     try:
         yield
     finally:
@@ -188,7 +200,9 @@ def test_unknown_or_missing_tracker_is_one_line(monkeypatch) -> None:
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else find_spec(name, *a))
-    with pytest.raises(TrackerError, match=r"^--tracker mlflow needs `pip install hambench\[track\]` \(mlflow is not installed\)$"):
+    with pytest.raises(
+        TrackerError, match=r"^--tracker mlflow needs `pip install hambench\[track\]` \(mlflow is not installed\)$"
+    ):
         check_tracker("mlflow")
     with pytest.raises(TrackerError):
         tracker_callbacks("mlflow", Path("/nowhere"), "quick")  # checked before anything is written
@@ -211,8 +225,9 @@ def test_wandb_is_offline_unless_a_key_or_mode_says_otherwise(monkeypatch) -> No
     assert not wandb_offline()
 
 
-def test_trackers_import_only_when_asked() -> None:
-    code = ("import sys, hambench.cli.main, hambench.tracking; "
-            "print(sorted(m for m in ('mlflow', 'wandb', 'ray.air.integrations.mlflow') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+def test_trackers_import_only_when_asked(fresh_python) -> None:
+    code = (
+        "import sys, hambench.cli.main, hambench.tracking; "
+        "print(sorted(m for m in ('mlflow', 'wandb', 'ray.air.integrations.mlflow') if m in sys.modules))"
+    )
+    assert fresh_python(code).stdout.strip() == "[]"

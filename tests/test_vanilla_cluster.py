@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_cluster_check import hambench, local_cluster
+from test_cluster_check import hambench, local_cluster, quickstart_smoke
 
 pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def vanilla_cluster():
@@ -40,9 +41,7 @@ def overlaps(a: pd.Series, b: pd.Series) -> bool:
 
 
 def test_quickstart_smoke_runs_with_profiling_trials_alone_on_their_node(vanilla_cluster, tmp_path: Path) -> None:
-    result = hambench("run", "suite", "quickstart", "--smoke", "--address", vanilla_cluster.address,
-                      "--out", str(tmp_path / "runs"), "--run-id", "v", "--no-report")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    quickstart_smoke(vanilla_cluster.address, tmp_path / "runs", "--run-id", "v")
     run_dir = tmp_path / "runs" / "quickstart" / "v"
     assert json.loads((run_dir / "meta.json").read_text())["placement"] == "whole node (2 CPUs)"
     table = pd.read_parquet(run_dir / "results.parquet")

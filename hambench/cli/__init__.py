@@ -1,6 +1,16 @@
-"""The ``hambench`` command line (``hambench/cli/main.py``), one file per sub-command."""
+"""The ``hambench`` command line (``hambench/cli/main.py``), one file per sub-command.
+
+A sub-command that finds a mistake of the user's raises (:class:`UserError`, or one of the
+library's own error classes listed in ``hambench.cli.main.USER_ERRORS``); only ``main`` prints it,
+as one ``hambench: error: ...`` line, and picks the exit status."""
 
 from rich.console import Console
+
+
+class UserError(Exception):
+    """A mistake the user fixes (a bad argument, a file in the way) found by a sub-command itself;
+    its message, alone on one line, says what is wrong. Raise it ``from`` the library's error when
+    turning one into a user error (``raise UserError(str(exc)) from exc``)."""
 
 
 def console() -> Console:

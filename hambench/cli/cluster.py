@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from hambench.cli import console
+
+if TYPE_CHECKING:
+    from hambench.cluster import ClusterReport, NodeReport  # imports ray: for the checker only
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -16,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     csub = p.add_subparsers(dest="cluster_command", required=True)
 
     ck = csub.add_parser(
-        "check", parents=[common],
+        "check",
+        parents=[common],
         help="per node: address, CPUs, GPUs, versions, data root and storage access",
         description="Connect to a Ray cluster and run a small task pinned to each node. Exits 1 "
         "when a node lacks a GPU it advertises, its hambench/torch/Ray/Python versions differ "
@@ -24,28 +28,36 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "when it cannot connect. A node without the hambench_device resource passes (INFO: "
         "profiling trials hold the whole node there).",
     )
-    ck.add_argument("--address", default="auto",
-                    help="Ray cluster address: auto (the cluster this machine belongs to), HOST:PORT, "
-                    "or ray://HOST:10001 (default: auto)")
-    ck.add_argument("--storage", metavar="PATH",
-                    help="results storage to test for read-write access from every node: an absolute "
-                    "path every node mounts, or s3://bucket/prefix, gs://bucket/prefix")
-    ck.add_argument("--data-root", metavar="PATH",
-                    help="data root every node must be able to read (an absolute path)")
-    ck.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                    help="seconds to wait for the per-node tasks (default: 300)")
+    ck.add_argument(
+        "--address",
+        default="auto",
+        help="Ray cluster address: auto (the cluster this machine belongs to), HOST:PORT, "
+        "or ray://HOST:10001 (default: auto)",
+    )
+    ck.add_argument(
+        "--storage",
+        metavar="PATH",
+        help="results storage to test for read-write access from every node: an absolute "
+        "path every node mounts, or s3://bucket/prefix, gs://bucket/prefix",
+    )
+    ck.add_argument("--data-root", metavar="PATH", help="data root every node must be able to read (an absolute path)")
+    ck.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds to wait for the per-node tasks (default: 300)",
+    )
     ck.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     ck.set_defaults(func=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from hambench.cluster import ClusterCheckError, check_cluster  # imports ray: only when checking
+    """Exit status 0 when the cluster is ready, 1 when a node has a problem; a check that cannot
+    run (a ClusterCheckError: no cluster, a relative path) is main's one-line user error."""
+    from hambench.cluster import check_cluster  # imports ray: only when checking
 
-    try:
-        report = check_cluster(args.address, storage=args.storage, data_root=args.data_root, timeout_s=args.timeout)
-    except ClusterCheckError as exc:
-        print(f"hambench: error: {exc}", file=sys.stderr)
-        return 2
+    report = check_cluster(args.address, storage=args.storage, data_root=args.data_root, timeout_s=args.timeout)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -53,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _print_report(report) -> None:
+def _print_report(report: ClusterReport) -> None:
     out = console()
     versions = report.driver["versions"]
     out.print(
@@ -62,8 +74,17 @@ def _print_report(report) -> None:
         f"python {versions['python']})"
     )
     table = Table()
-    for col in ("node", "address (host)", "CPUs", "GPUs", "resources", "hambench / torch / ray", "data root",
-                "storage", "status"):
+    for col in (
+        "node",
+        "address (host)",
+        "CPUs",
+        "GPUs",
+        "resources",
+        "hambench / torch / ray",
+        "data root",
+        "storage",
+        "status",
+    ):
         table.add_column(col)
     for n in report.nodes:
         table.add_row(
@@ -88,7 +109,7 @@ def _print_report(report) -> None:
         out.print(f"[red]cluster not ready[/red]: {len(report.problems)} problem(s)")
 
 
-def _gpus(node) -> str:
+def _gpus(node: NodeReport) -> str:
     seen = len(node.gpu_names)
     names = f" ({', '.join(sorted(set(node.gpu_names)))})" if node.gpu_names else ""
     if seen == node.gpus:

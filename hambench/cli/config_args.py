@@ -1,9 +1,9 @@
 """Command-line flags derived from a config dataclass, and the CLI's one reading of ``KEY=VALUE``.
 
-``hambench train seg|gan`` take one flag per field of their config (``SegConfig``, ``GanConfig``):
-field ``eval_interval`` is ``--eval-interval``, with the field's type, its default, and as help the
-field's ``metadata["help"]`` or else the comment after it in the source. A field added to the
-dataclass is a flag with nothing else to write. Types map as:
+``hambench train <task>`` takes one flag per field of the task's config dataclass (``SegConfig``,
+``GanConfig``; hambench.cli.train): field ``eval_interval`` is ``--eval-interval``, with the field's
+type, its default, and as help the field's ``metadata["help"]`` or else the comment after it in the
+source. A field added to the dataclass is a flag with nothing else to write. Types map as:
 
 - ``int``, ``float``, ``str`` (or ``X | None``): one value of that type;
 - ``bool``: ``--flag`` / ``--no-flag``;
@@ -28,7 +28,8 @@ import textwrap
 import tokenize
 import types
 import typing
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 # YAML 1.2's floats, which PyYAML (YAML 1.1) reads as strings when they have no dot: "1e-3".
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
@@ -68,7 +69,13 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
 class KeyValueAction(argparse.Action):
     """A repeatable ``--flag KEY=VALUE``: the pairs gathered into one dict."""
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,  # (key, value): parse_key_value's pair
+        option_string: str | None = None,
+    ) -> None:
         key, value = values
         setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), key: value})
 
@@ -95,11 +102,17 @@ def field_comments(cls: type) -> dict[str, str]:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):  # no source (a frozen or generated class): no comments
         return {}
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    comments = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
     body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
-    return {node.target.id: comments[node.end_lineno] for node in body
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments}
+    return {
+        node.target.id: comments[node.end_lineno]
+        for node in body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments
+    }
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -111,7 +124,7 @@ def _unwrap_optional(tp: Any) -> Any:
 
 def _tuple_parser(item_types: tuple[type, ...]) -> tuple[Callable[[str], Any], str]:
     """A parser of a fixed-length tuple field, and its metavar."""
-    from hambench.profiling import parse_size
+    from hambench.shapes import parse_size
 
     if item_types == (int, int):
         return argument_type(parse_size, "size"), "HxW"
@@ -128,8 +141,11 @@ def _tuple_parser(item_types: tuple[type, ...]) -> tuple[Callable[[str], Any], s
 def _default_text(field: dataclasses.Field) -> str | None:
     if field.default is not dataclasses.MISSING and field.default is not None:  # None: the comment says
         value = field.default
-        return "x".join(map(str, value)) if isinstance(value, tuple) and len(value) == 2 and all(
-            isinstance(v, int) for v in value) else str(value)
+        return (
+            "x".join(map(str, value))
+            if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)
+            else str(value)
+        )
     return None  # None (the comment says what it means) or a default_factory (empty): nothing to show
 
 
@@ -140,8 +156,12 @@ def _argument(field: dataclasses.Field, tp: Any, help_text: str) -> dict[str, An
     if tp is bool:
         return dict(action=argparse.BooleanOptionalAction, help=help_text)
     if origin is dict:
-        return dict(action=KeyValueAction, type=parse_key_value, metavar="KEY=VALUE",
-                    help=(help_text + " " if help_text else "") + "(repeatable; values read as YAML scalars)")
+        return dict(
+            action=KeyValueAction,
+            type=parse_key_value,
+            metavar="KEY=VALUE",
+            help=(help_text + " " if help_text else "") + "(repeatable; values read as YAML scalars)",
+        )
     if origin is list:
         (item,) = typing.get_args(tp) or (str,)
         return dict(action="append", type=item, help=(help_text + " " if help_text else "") + "(repeatable)")
@@ -183,8 +203,9 @@ def add_config_arguments(
             kwargs["choices"] = list(choices[field.name])
         flags = ["--" + field.name.replace("_", "-"), *aliases.get(field.name, ())]
         # SUPPRESS: a flag not given sets nothing, and the dataclass's default applies.
-        parser.add_argument(*flags, dest=field.name, default=argparse.SUPPRESS,
-                            required=field.name in required, **kwargs)
+        parser.add_argument(
+            *flags, dest=field.name, default=argparse.SUPPRESS, required=field.name in required, **kwargs
+        )
 
 
 def given_fields(config: type, args: argparse.Namespace) -> dict[str, Any]:
@@ -207,7 +228,9 @@ class LazyParser(argparse.ArgumentParser):
         if populate is not None:
             populate(self)
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         self._populated()
         return super().parse_known_args(args, namespace)
 
@@ -221,7 +244,10 @@ class LazyParser(argparse.ArgumentParser):
 
 
 def add_lazy_parser(
-    subparsers: argparse._SubParsersAction, name: str, populate: Callable[[argparse.ArgumentParser], None], **kwargs: Any
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    populate: Callable[[argparse.ArgumentParser], None],
+    **kwargs: Any,
 ) -> argparse.ArgumentParser:
     """``subparsers.add_parser(name, **kwargs)``, its arguments added by ``populate(parser)`` when
     it is first used."""

@@ -24,8 +24,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     sh = msub.add_parser("show", parents=[common], help="the options a module is built with at a width")
     sh.add_argument("name", help="a registered module name (`hambench modules list`)")
     sh.add_argument("--channels", type=_positive_int, required=True, metavar="C", help="the input width C")
-    sh.add_argument("--option", action="append", default=[], type=parse_key_value, metavar="KEY=VALUE",
-                    help="an option of the module (value read as a YAML scalar), repeatable")
+    sh.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        type=parse_key_value,
+        metavar="KEY=VALUE",
+        help="an option of the module (value read as a YAML scalar), repeatable",
+    )
     sh.add_argument("--json", action="store_true", help="print {name, channels, options} as JSON")
     sh.set_defaults(func=run_show)
 
@@ -68,7 +74,13 @@ def run_show(args: argparse.Namespace) -> int:
         table.add_column(col)
     for key, value in options.items():
         default = spec.defaults[key]
-        origin = "given" if key in given else f"rule: {default.description}" if isinstance(default, DefaultRule) else "default"
+        origin = (
+            "given"
+            if key in given
+            else f"rule: {default.description}"
+            if isinstance(default, DefaultRule)
+            else "default"
+        )
         table.add_row(key, repr(value), origin)
     for key, value in spec.fixed.items():
         table.add_row(key, repr(value), "fixed by the variant")

@@ -4,32 +4,50 @@ self-contained HTML report, and optionally every figure as a file beside it."""
 from __future__ import annotations
 
 import argparse
-import sys
 import webbrowser
 from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "report", parents=[common],
+        "report",
+        parents=[common],
         help="render an HTML report (Pareto fronts, scaling, costs) from run directories",
         description="Render one self-contained HTML file (Plotly inlined, opens offline) from one or more "
-                    "run directories; several runs are merged (equal configurations pool their seeds).",
+        "run directories; several runs are merged (equal configurations pool their seeds).",
     )
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                   help="a run directory <out>/<suite>/<run-id>/ holding results.parquet")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE",
-                   help="where to write the report (default: RUN_DIR/report.html for one run, "
-                        "the runs' common parent folder for several)")
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run directory <out>/<suite>/<run-id>/ holding results.parquet",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where to write the report (default: RUN_DIR/report.html for one run, "
+        "the runs' common parent folder for several)",
+    )
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
-    p.add_argument("--figures", choices=["svg", "pdf", "png"], default=None, metavar="FORMAT",
-                   help="also write each figure as FORMAT (svg, pdf or png) into <report>-figures/ beside the "
-                        "HTML; needs kaleido (pip install 'hambench[figures]') and Chrome/Chromium (Debian's "
-                        "chromium, or BROWSER_PATH); nothing is downloaded")
+    p.add_argument(
+        "--figures",
+        choices=["svg", "pdf", "png"],
+        default=None,
+        metavar="FORMAT",
+        help="also write each figure as FORMAT (svg, pdf or png) into <report>-figures/ beside the "
+        "HTML; needs kaleido (pip install 'hambench[figures]') and Chrome/Chromium (Debian's "
+        "chromium, or BROWSER_PATH); nothing is downloaded",
+    )
     p.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """Render the report; a run directory that cannot be read, or figures that cannot be exported
+    here, end in one line and exit status 2 (``hambench.cli.main`` prints the UserError)."""
+    from hambench.cli import UserError
     from hambench.reports import render_report  # imports plotly and pandas: only when reporting
     from hambench.reports.export import FigureExportError, figures_dir
     from hambench.reports.runs import RunDirError
@@ -37,8 +55,7 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         path = render_report(args.run_dirs, args.out, figures_format=args.figures)
     except (RunDirError, FigureExportError) as exc:
-        print(f"hambench report: error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from exc
     print_report_summary(args.run_dirs)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if args.figures:

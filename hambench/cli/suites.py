@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.table import Table
 
-from hambench.cli import console
-
-from hambench.suite import SuiteError, expand, grid_points, load_suite, resolve_suite_path, shipped_suites, smoke
+from hambench.cli import UserError, console
+from hambench.suite import SuiteError, grid_points, load_suite, resolve_suite_path, shipped_suites, smoke
+from hambench.trial import Budget
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from hambench.tuning.plan import expand  # imports Ray: only when a command needs it, not for --help
+
     table = Table(title="shipped suites (hambench suites show NAME)")
     for col in ("name", "task", "trials", "description"):
         table.add_column(col)
@@ -52,13 +54,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from hambench.tasks import get_task
+    from hambench.tuning.plan import expand  # imports Ray: only when a command needs it, not for --help
 
-    try:
-        suite = load_suite(args.suite)
-        trials = expand(suite, smoke_run=args.smoke, only=args.only, source=str(resolve_suite_path(args.suite)))
-    except SuiteError as exc:
-        print(f"hambench: error: {exc}", file=sys.stderr)
-        return 2
+    suite = load_suite(args.suite)  # a SuiteError is main's one-line user error
+    trials = expand(suite, smoke_run=args.smoke, only=args.only, source=str(resolve_suite_path(args.suite)))
     if args.json:
         print(json.dumps([t.model_dump(mode="json") for t in trials], indent=2))
         return 0
@@ -68,33 +67,50 @@ def run_show(args: argparse.Namespace) -> int:
     for col in ("trial", "module", "options", "backbone", "data", "seed", "budget", "resources"):
         table.add_column(col)
     for t in trials:
-        if t.task == "profile":
-            budget = f"shape {'x'.join(map(str, t.profile.shape))}" + (f", sweep {t.profile.sweep}" if t.profile.sweep else "")
+        if t.profile is not None:
+            budget = f"shape {'x'.join(map(str, t.profile.shape))}" + (
+                f", sweep {t.profile.sweep}" if t.profile.sweep else ""
+            )
         else:
-            budget = f"{t.budget.iters} it, batch {t.budget.batch}" + _size(t)
+            assert t.budget is not None
+            budget = f"{t.budget.iters} it, batch {t.budget.batch}" + _own_fields(t.budget)
         res = f"{t.resources.cpu:g} CPU" + (f", {t.resources.gpu:g} GPU" if t.resources.gpu else "")
         res += ", node alone" if get_task(t.task).alone_on_device else ""
-        table.add_row(t.trial_id, t.module, yaml.safe_dump(t.options, default_flow_style=True).strip() if t.options else "",
-                      t.backbone, t.data, str(t.seed), budget, res)
+        table.add_row(
+            t.trial_id,
+            t.module,
+            yaml.safe_dump(t.options, default_flow_style=True).strip() if t.options else "",
+            t.backbone,
+            t.data,
+            str(t.seed),
+            budget,
+            res,
+        )
     out.print(table)
     if suite.tune is not None:  # the retrain's trials follow from what the search chooses
         searched = smoke(suite) if args.smoke else suite
         arms = 2 if searched.tune.compare_defaults else 1  # type: ignore[union-attr]
-        runs = sum(len(p.seeds) for p in grid_points(searched, smoke_run=args.smoke, only=args.only)) * arms
+        runs = sum(len(p.seeds) for p in grid_points(searched, only=args.only)) * arms
         after = f"at most {runs} retrain trials"  # fewer where no sample of a module ran the whole budget
-        out.print(f"search: {searched.tune.samples} samples per module, scored on val ({searched.tune.scheduler}); "  # type: ignore[union-attr]
-                  f"then {after} (the chosen configuration{' and the defaults' if arms == 2 else ''} x the grid's seeds), "
-                  f"scored on test")
+        out.print(
+            f"search: {searched.tune.samples} samples per module, scored on val ({searched.tune.scheduler}); "  # type: ignore[union-attr]
+            f"then {after} (the chosen configuration{' and the defaults' if arms == 2 else ''} x the grid's seeds), "
+            f"scored on test"
+        )
     if suite.pareto:
         out.print("pareto axes: " + "; ".join(f"{a.y} vs {a.x}" for a in suite.pareto))
     return 0
 
 
-def _size(trial) -> str:  # noqa: ANN001
-    """The budget's image size, where the suite sets one (unset: the task's or the data set's default)."""
-    if trial.budget.crop:
-        return f", crop {trial.budget.crop[0]}x{trial.budget.crop[1]}"
-    return f", {trial.budget.res}px" if trial.budget.res else ""
+def _own_fields(budget: Budget) -> str:
+    """The budget fields its task declares besides the common ones (seg's crop), where the suite
+    sets them (unset: the task's or the data set's default)."""
+
+    def text(value: Any) -> str:
+        return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    own = budget.model_extra or {}
+    return "".join(f", {name} {text(value)}" for name, value in own.items() if value is not None)
 
 
 # --- suites new --------------------------------------------------------------------------------
@@ -114,8 +130,8 @@ name: @NAME@                       # letters, digits, . _ -; the run directory i
 grid:                             # one grid, or a list of grids (their union)
   modules: [ham-nmf, nonlocal, none]  # `hambench modules list`; with options: {name: ham-cd, options: {rank: [32, 64]}}
   # backbones: [tiny-d8]          # seg: the segmentor's backbones (tiny-d8 trains on a CPU)
-  # data: [synthetic-context]     # seg: synthetic-context (generated) | ade20k | voc-aug | pascal-context (--data-root);
-  #                               # gan: synthetic-shapes (the default) | image-folder
+  # data: [synthetic-context]     # seg: synthetic-context (generated) | ade20k | voc-aug | pascal-context
+  #                               # (real sets: --data-root); gan: synthetic-shapes (the default) | image-folder
   # seeds: 1                      # a count (3: seeds 0, 1, 2) or a list of distinct seeds, [0, 3]
   # options: {}                   # options applied to every module of this grid, e.g. {rank: [32, 64]}
   # head: context                 # seg decode head: context | single | light
@@ -125,7 +141,8 @@ grid:                             # one grid, or a list of grids (their union)
 #   iters: 1200                   # training iterations
 #   eval_interval: 300            # evaluate and checkpoint every N iterations, and at the end (default: iters // 4)
 #   batch: 4                      # images per step
-#   crop: null                    # seg: training crop [H, W]; null: the data set's, 96x96 on synthetic-context (gan: res, 32 pixels)
+#   crop: null                    # seg: training crop [H, W]; null: the data set's, 96x96 on synthetic-context
+#                                 # (gan has res instead: its image size, 32 pixels)
 #   lr: null                      # null: the task's learning rate for the data set (0.1 on synthetic-context)
 # resources: {cpu: 1, gpu: 0}     # what each training trial holds; fractions share a GPU (gpu: 0.5)
 # profile:                        # uncomment to measure each module's cost, alone, in a trial of its own
@@ -174,13 +191,14 @@ def run_new(args: argparse.Namespace) -> int:
 
     name = args.name.removesuffix(".yaml").removesuffix(".yml")
     if not re.fullmatch(_name_pattern(), name):
-        print(f"hambench: error: suite name {args.name!r}: use letters, digits, '.', '_' and '-' "
-              "(starting with a letter or digit)", file=sys.stderr)
-        return 2
+        raise UserError(
+            f"suite name {args.name!r}: use letters, digits, '.', '_' and '-' (starting with a letter or digit)"
+        )
     path = args.out or Path(f"{name}.yaml")
     if path.exists():
-        print(f"hambench: error: {path} exists; remove it or choose another --out", file=sys.stderr)
-        return 2
+        raise UserError(f"{path} exists; remove it or choose another --out")
     atomic_write_text(path, suite_template(name))
-    print(f"wrote {path}: edit grid.modules, then `hambench suites show {path}` and `hambench run suite {path} --smoke`")
+    print(
+        f"wrote {path}: edit grid.modules, then `hambench suites show {path}` and `hambench run suite {path} --smoke`"
+    )
     return 0

@@ -1,84 +1,96 @@
-"""``hambench train seg|gan``: one training run, printing progress.
+"""``hambench train <task>``: one training run of a registered task, printing progress.
 
-``hambench train seg --context ham-nmf --data synthetic-context --iters 300 --json`` prints one
-line per ``--log-interval`` iterations, one per evaluation, and (with ``--json``) the final
-metrics as one JSON object on the last line. The flags are ``SegConfig``'s fields
-(``hambench.cli.config_args``): an option added there is a flag here.
+``hambench train seg --context ham-nmf --data synthetic-context --iters 300 --json`` prints the task's
+progress lines and (with ``--json``) the final metrics as one JSON object on the last line. Every
+training task the registry (``hambench.tasks``) holds with a ``command`` has a sub-command; its flags
+are its config dataclass's fields (``hambench.cli.config_args``): a field added there is a flag here.
+What only the task knows (required flags, the flags of earlier releases, the valid values, the help
+of a default it works out itself, the run's folder name, the closing line) comes from its command.
+
+The sub-commands are built when ``hambench train`` is used: listing the tasks imports them (torch,
+mmengine), which ``hambench --help`` and every other command must not pay for.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import sys
 from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from hambench.cli.config_args import add_config_arguments, add_lazy_parser, given_fields, parse_options  # noqa: F401
-from hambench.cli.train_gan import add_subparser as add_gan_parser
+from hambench.cli import UserError
+from hambench.cli.config_args import add_config_arguments, add_lazy_parser, given_fields
 
+if TYPE_CHECKING:
+    from hambench.tasks import Task, TrainCommand
 
-def parse_crop(text: str) -> tuple[int, int]:
-    """``"512x512"`` or ``"512"`` -> ``(512, 512)`` (height x width): hambench.profiling.parse_size."""
-    from hambench.profiling import parse_size
-
-    return parse_size(text)
-
-
-def _seg_arguments(p: argparse.ArgumentParser) -> None:
-    from hambench.data import DATA_NAMES
-    from hambench.device import DEVICES
-    from hambench.models.segmentor import HEADS, backbone_names
-    from hambench.tasks.seg import DEFAULT_CROP, DEFAULT_LR, SegConfig
-
-    per_data = lambda table: ", ".join(f"{k} {v if not isinstance(v, tuple) else 'x'.join(map(str, v))}"  # noqa: E731
-                                       for k, v in table.items())
-    add_config_arguments(
-        p, SegConfig, skip=("plugins",), required=("context",),
-        aliases={"context_opts": ["--context-opt"]},
-        choices={"data": DATA_NAMES, "device": DEVICES, "head": HEADS},
-        help={
-            "context": "a registered context module (`hambench modules list`), or mmseg:<HeadType> "
-                       "(e.g. mmseg:DAHead) for one of mmseg's own decode heads",
-            "context_opts": "an option of the context module, e.g. --context-opt reduction=4",
-            "backbone": f"one of {', '.join(backbone_names())} (default: tiny-d8)",
-            "crop": f"training crop (default per data set: {per_data(DEFAULT_CROP)})",
-            "lr": f"initial learning rate (default per data set: {per_data(DEFAULT_LR)})",
-            "work_dir": "checkpoints and logs (default: work_dirs/seg/<run name>)",
-            "aux_head": "add the FCN auxiliary head (loss weight 0.4)",
-        },
-    )
-    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON line, last")
-
-
-def add_seg_parser(train_sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = add_lazy_parser(train_sub, "seg", _seg_arguments, parents=[common],
-                        help="train a segmentation model with a context module")
-    p.set_defaults(func=run_seg_command)
+# What a task's config or data raises on a user's input (a bad value, a missing file or data root, an
+# optional package not installed): a UserError, which hambench.cli.main prints as one line.
+CONFIG_ERRORS = (FileNotFoundError, ImportError, ValueError)
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("train", help="one training run (segmentation or GAN)")
-    train_sub = p.add_subparsers(dest="train_command", required=True)
-    add_seg_parser(train_sub, common)
-    add_gan_parser(train_sub, common)
+    add_lazy_parser(
+        sub,
+        "train",
+        partial(_add_task_parsers, common=common),
+        help="one training run of a task (`hambench train --help` lists them)",
+    )
 
 
-def run_seg_command(args: argparse.Namespace) -> int:
-    from hambench.data import DataLayoutError
-    from hambench.tasks.seg import SegConfig, train_seg
+def _add_task_parsers(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    from hambench.tasks import tasks
 
+    train_sub = parser.add_subparsers(dest="train_command", required=True, metavar="TASK")
+    for task in tasks():
+        if task.trains and task.command is not None:
+            p = add_lazy_parser(
+                train_sub,
+                task.name,
+                partial(_task_arguments, task=task, command=task.command),
+                parents=[common],
+                help=task.command.help,
+            )
+            p.set_defaults(func=partial(run_command, task.name))
+
+
+def _task_arguments(parser: argparse.ArgumentParser, task: Task, command: TrainCommand) -> None:
+    assert task.config is not None  # a training task (Task checks it)
+    add_config_arguments(
+        parser,
+        task.config,
+        skip=("plugins",),
+        required=command.required,
+        aliases=command.aliases,
+        choices=command.choices() if command.choices else None,
+        help=command.help_of() if command.help_of else None,
+    )
+    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON line, last")
+
+
+def run_command(task_name: str, args: argparse.Namespace) -> int:
+    """Train the task's config as the flags give it (its ``plugins``, if it has that field: the
+    --plugin files, which Ray workers load again); its ``work_dir`` is ``work_dirs/<task>/<run name>``
+    unless ``--work-dir`` says otherwise."""
+    from hambench.tasks import get_task
+
+    task = get_task(task_name)
+    command = task.command
+    assert task.config is not None and task.train is not None and command is not None
+    given = given_fields(task.config, args)
+    if "plugins" in {f.name for f in dataclasses.fields(task.config)}:
+        given["plugins"] = list(args.plugin)
     try:
-        cfg = SegConfig(**given_fields(SegConfig, args), plugins=list(args.plugin))
-        if "work_dir" not in given_fields(SegConfig, args):
-            name = f"{cfg.context.replace(':', '-')}_{cfg.backbone.replace(':', '-')}_{cfg.data}_s{cfg.seed}"
-            cfg = replace(cfg, work_dir=f"work_dirs/seg/{name}")
-        metrics = train_seg(cfg)
-    except (DataLayoutError, FileNotFoundError, ValueError) as exc:
-        print(f"hambench: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(metrics), flush=True)
+        cfg = task.config(**given)
+        if "work_dir" not in given and command.run_name is not None:
+            cfg = replace(cfg, work_dir=f"work_dirs/{task.name}/{command.run_name(cfg)}")
+        final: dict[str, Any] = task.train(cfg)
+    except CONFIG_ERRORS as exc:
+        raise UserError(str(exc)) from exc
+    if args.json or command.summary is None:
+        print(json.dumps(final), flush=True)
     else:
-        print(f"done: mIoU {metrics['mIoU']:.2f}  aAcc {metrics['aAcc']:.2f}  {metrics['iters']} iters  "
-              f"{metrics['seconds']:.1f} s  {metrics['images_per_s']} img/s")
+        print(f"done: {command.summary(final)}")
     return 0

@@ -21,11 +21,11 @@ from pathlib import Path
 from hambench.data.datasets import (
     ADE20K_LAYOUT,
     DATASETS,
+    HOLDOUT_EVERY,
+    SPLITS,
     DataLayoutError,
     DataRootError,
     DatasetSpec,
-    HOLDOUT_EVERY,
-    SPLITS,
     check_layout,
     check_split,
     count_samples,
@@ -50,8 +50,9 @@ SYNTHETIC = replace(
     dataset_type="BaseSegDataset",
     num_classes=len(SYNTHETIC_CLASSES),
     layout=SYNTHETIC_LAYOUT,
-    extra=dict(img_suffix=".jpg", seg_map_suffix=".png",
-               metainfo=dict(classes=SYNTHETIC_CLASSES, palette=SYNTHETIC_PALETTE)),
+    extra=dict(
+        img_suffix=".jpg", seg_map_suffix=".png", metainfo=dict(classes=SYNTHETIC_CLASSES, palette=SYNTHETIC_PALETTE)
+    ),
     test=dict(data_prefix=dict(img_path="images/test", seg_map_path="annotations/test")),
 )
 DATA_NAMES = ("synthetic-context", *DATASETS)

@@ -77,38 +77,74 @@ PASCAL_CONTEXT_LAYOUT = (
     " conversion) and ImageSets/SegmentationContext/{train,val}.txt"
 )
 
+
+def _voc_style(
+    name: str,
+    dataset_type: str,
+    num_classes: int,
+    reduce_zero_label: bool,
+    layout: str,
+    *,
+    folder: str,
+    labels: tuple[str, str],
+    split_files: tuple[str, str],
+) -> DatasetSpec:
+    """A data set in the VOC devkit's layout under ``folder``: JPEGImages/*.jpg, label maps
+    (``labels``: the training and the evaluation split's folder) and split files (``split_files``:
+    the training and the evaluation split's, relative to the root)."""
+    (train_labels, val_labels), (train_file, val_file) = labels, split_files
+    return DatasetSpec(
+        name,
+        dataset_type,
+        num_classes,
+        reduce_zero_label,
+        layout,
+        train=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path=train_labels), ann_file=train_file),
+        val=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path=val_labels), ann_file=val_file),
+        required=("JPEGImages", *dict.fromkeys((val_labels, train_labels)), train_file, val_file),
+        image_glob={"JPEGImages": "*.jpg", train_labels: "*.png"},
+        folder=folder,
+    )
+
+
 DATASETS: dict[str, DatasetSpec] = {
     "ade20k": DatasetSpec(
-        "ade20k", "ADE20KDataset", 150, True, ADE20K_LAYOUT,
+        "ade20k",
+        "ADE20KDataset",
+        150,
+        True,
+        ADE20K_LAYOUT,
         train=dict(data_prefix=dict(img_path="images/training", seg_map_path="annotations/training")),
         val=dict(data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation")),
         required=("images/training", "images/validation", "annotations/training", "annotations/validation"),
-        image_glob={"images/training": "*.jpg", "images/validation": "*.jpg",
-                    "annotations/training": "*.png", "annotations/validation": "*.png"},
+        image_glob={
+            "images/training": "*.jpg",
+            "images/validation": "*.jpg",
+            "annotations/training": "*.png",
+            "annotations/validation": "*.png",
+        },
         folder="ADEChallengeData2016",
     ),
     # The paper's VOC setting: train on train + SBD aug (10,582 images), evaluate on val (1,449).
-    "voc-aug": DatasetSpec(
-        "voc-aug", "PascalVOCDataset", 21, False, VOC_AUG_LAYOUT,
-        train=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassAug"),
-                   ann_file="ImageSets/Segmentation/aug.txt"),
-        val=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClass"),
-                 ann_file="ImageSets/Segmentation/val.txt"),
-        required=("JPEGImages", "SegmentationClass", "SegmentationClassAug",
-                  "ImageSets/Segmentation/aug.txt", "ImageSets/Segmentation/val.txt"),
-        image_glob={"JPEGImages": "*.jpg", "SegmentationClassAug": "*.png"},
+    "voc-aug": _voc_style(
+        "voc-aug",
+        "PascalVOCDataset",
+        21,
+        False,
+        VOC_AUG_LAYOUT,
         folder="VOCdevkit/VOC2012",
+        labels=("SegmentationClassAug", "SegmentationClass"),
+        split_files=("ImageSets/Segmentation/aug.txt", "ImageSets/Segmentation/val.txt"),
     ),
-    "pascal-context": DatasetSpec(
-        "pascal-context", "PascalContextDataset59", 59, True, PASCAL_CONTEXT_LAYOUT,
-        train=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassContext"),
-                   ann_file="ImageSets/SegmentationContext/train.txt"),
-        val=dict(data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassContext"),
-                 ann_file="ImageSets/SegmentationContext/val.txt"),
-        required=("JPEGImages", "SegmentationClassContext",
-                  "ImageSets/SegmentationContext/train.txt", "ImageSets/SegmentationContext/val.txt"),
-        image_glob={"JPEGImages": "*.jpg", "SegmentationClassContext": "*.png"},
+    "pascal-context": _voc_style(
+        "pascal-context",
+        "PascalContextDataset59",
+        59,
+        True,
+        PASCAL_CONTEXT_LAYOUT,
         folder="VOCdevkit/VOC2010",
+        labels=("SegmentationClassContext", "SegmentationClassContext"),
+        split_files=("ImageSets/SegmentationContext/train.txt", "ImageSets/SegmentationContext/val.txt"),
     ),
 }
 
@@ -194,8 +230,10 @@ def split_kwargs(spec: DatasetSpec, root: str | Path, split: str) -> tuple[dict,
         return dict(spec.train), dict(evaluate)
     n = count_samples(spec, root, spec.train)
     if n < 2:
-        raise DataRootError(f"{spec.name}: the training split of {root} has {n} image(s); the {split} split "
-                            f"holds out every {HOLDOUT_EVERY}th of them and trains on the rest, which needs 2 or more")
+        raise DataRootError(
+            f"{spec.name}: the training split of {root} has {n} image(s); the {split} split "
+            f"holds out every {HOLDOUT_EVERY}th of them and trains on the rest, which needs 2 or more"
+        )
     train, held_out = holdout_indices(n)
     train_kwargs = dict(spec.train, indices=train)
     if split == "val":

@@ -72,8 +72,10 @@ def _place_objects(
         if far_from_key and apart:
             centres.append((int(y), int(x)))
     if not centres:
-        raise ValueError(f"cannot place any object of half-widths {radii} in a {size}x{size} image "
-                         f"at {min_key_distance:.0f} px from a key at {key}")
+        raise ValueError(
+            f"cannot place any object of half-widths {radii} in a {size}x{size} image "
+            f"at {min_key_distance:.0f} px from a key at {key}"
+        )
     return centres
 
 
@@ -96,7 +98,7 @@ def make_sample(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, n
     shapes = rng.choice(["disc", "square"], size=n_objects)
 
     # Background: dark grey with low-frequency shading and pixel noise, so "no object" is not one colour.
-    shade = rng.uniform(70, 130) + rng.normal(0, 8, size=(size // 8 + 1, size // 8 + 1))
+    shade: np.ndarray = rng.uniform(70, 130) + rng.normal(0, 8, size=(size // 8 + 1, size // 8 + 1))
     shade = np.kron(shade, np.ones((8, 8)))[:size, :size]
     image = np.repeat(shade[..., None], 3, axis=2) + rng.normal(0, 4, size=(size, size, 3))
     label = np.ones((size, size), dtype=np.uint8)  # 1 = background
@@ -104,7 +106,8 @@ def make_sample(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, n
 
     # The key: a small cross anywhere; the objects: away from it, mostly beyond a local receptive field.
     key_radius = max(3, int(size * KEY_SIZE))
-    key_centre = tuple(int(v) for v in rng.integers(key_radius, size - key_radius, size=2))
+    key_y, key_x = (int(v) for v in rng.integers(key_radius, size - key_radius, size=2))
+    key_centre = (key_y, key_x)
     centres = _place_objects(rng, size, radii, key_centre, MIN_KEY_DISTANCE * size)
     for centre, r, shape in zip(centres, radii, shapes):  # the objects placed (all but rarely)
         mask = _object_mask(size, centre, r, str(shape))
@@ -143,8 +146,9 @@ def make_synthetic_context(
     The test split is drawn after the other two, so ``n_test`` (0 included) never changes them.
     """
     if min(n_train, n_val, n_test) < 0:
-        raise ValueError(f"synthetic-context: image counts must be >= 0; got n_train={n_train}, "
-                         f"n_val={n_val}, n_test={n_test}")
+        raise ValueError(
+            f"synthetic-context: image counts must be >= 0; got n_train={n_train}, n_val={n_val}, n_test={n_test}"
+        )
     if root is None:
         name = f"v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}"
         root = default_cache_dir() / "synthetic-context" / name
@@ -159,8 +163,16 @@ def make_synthetic_context(
         _write_split(tmp, "training", n_train, size, rng)
         _write_split(tmp, "validation", n_val, size, rng)
         _write_split(tmp, "test", n_test, size, rng)
-        meta = dict(name="synthetic-context", version=VERSION, seed=seed, size=size,
-                    n_train=n_train, n_val=n_val, n_test=n_test, classes=list(CLASSES))
+        meta = dict(
+            name="synthetic-context",
+            version=VERSION,
+            seed=seed,
+            size=size,
+            n_train=n_train,
+            n_val=n_val,
+            n_test=n_test,
+            classes=list(CLASSES),
+        )
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
             os.replace(tmp, root)  # atomic when root does not exist yet

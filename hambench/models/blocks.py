@@ -20,21 +20,42 @@ def resnet_v1c_d8(
     strided but dilated by 2 and 4 (DeepLab/PSP). ``base``/``stem`` narrow it, ``num_stages``
     shortens it (hambench's CPU presets); the defaults are the published ResNets."""
     return dict(
-        type="ResNetV1c", depth=depth, base_channels=base, stem_channels=stem, num_stages=num_stages,
-        strides=(1, 2, 1, 1)[:num_stages], dilations=(1, 1, 2, 4)[:num_stages],
-        out_indices=tuple(range(num_stages)), contract_dilation=True, norm_cfg=norm_cfg, norm_eval=False,
+        type="ResNetV1c",
+        depth=depth,
+        base_channels=base,
+        stem_channels=stem,
+        num_stages=num_stages,
+        strides=(1, 2, 1, 1)[:num_stages],
+        dilations=(1, 1, 2, 4)[:num_stages],
+        out_indices=tuple(range(num_stages)),
+        contract_dilation=True,
+        norm_cfg=norm_cfg,
+        norm_eval=False,
         style="pytorch",
     )
 
 
 def fcn_aux_head(
-    *, in_channels: int, in_index: int, channels: int, num_classes: int, norm_cfg: dict[str, Any] = BN,
+    *,
+    in_channels: int,
+    in_index: int,
+    channels: int,
+    num_classes: int,
+    norm_cfg: dict[str, Any] = BN,
     loss_weight: float = 0.4,
 ) -> dict[str, Any]:
     """mmseg's auxiliary FCN head: one 3x3 conv to ``channels``, dropout 0.1, classifier; its loss
     weighs ``loss_weight`` (0.4 in the papers' ResNet runs). On ResNet-101 stage 3: 1024 -> 256."""
     return dict(
-        type="FCNHead", in_channels=in_channels, in_index=in_index, channels=channels, num_convs=1,
-        concat_input=False, dropout_ratio=0.1, num_classes=num_classes, norm_cfg=norm_cfg, align_corners=False,
+        type="FCNHead",
+        in_channels=in_channels,
+        in_index=in_index,
+        channels=channels,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+        align_corners=False,
         loss_decode=cross_entropy(loss_weight),
     )

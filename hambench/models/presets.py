@@ -5,21 +5,26 @@ Each preset is an mmseg model config built from the published config (Enjoy-Hamb
 (same parameters, runs on one CPU) and ADE20K's 150 classes. The published Params/FLOPs sit
 beside each one; ``docs/conventions.md`` says how each published number was counted.
 
+    >>> from hambench.profiling import count_params
     >>> model = build_preset("lightham-van-tiny")      # eval mode, random weights
     >>> count_params(model)                            # 4_866_134; published "4.9M"
+
+Their cost beside the published figures: ``hambench.models.cost.profile_model``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 
 from hambench.models.blocks import BN, cross_entropy, fcn_aux_head, resnet_v1c_d8
-from hambench.profiling import count_params  # noqa: F401  (the one count; imported here as the doctest shows)
+from hambench.models.registration import register_all
 
 NUM_CLASSES = 150  # ADE20K
 GN32 = dict(type="GN", num_groups=32, requires_grad=True)  # Hamburger configs' head norm
@@ -56,11 +61,34 @@ def _fcn_aux(norm_cfg: dict = BN) -> dict[str, Any]:
 
 
 def _encoder_decoder(backbone: dict, decode_head: dict, auxiliary_head: dict | None = None) -> dict[str, Any]:
-    cfg = dict(type="EncoderDecoder", backbone=backbone, decode_head=decode_head,
-               train_cfg=dict(), test_cfg=dict(mode="whole"))
+    cfg = dict(
+        type="EncoderDecoder", backbone=backbone, decode_head=decode_head, train_cfg=dict(), test_cfg=dict(mode="whole")
+    )
     if auxiliary_head is not None:
         cfg["auxiliary_head"] = auxiliary_head
     return cfg
+
+
+def _decode_head(head_type: str, *, in_channels: Any, in_index: Any, norm_cfg: dict, **own: Any) -> dict[str, Any]:
+    """A published model's decode head: 512 channels, dropout 0.1, ADE20K's classes, cross-entropy;
+    ``own``: the head type's own arguments."""
+    return dict(
+        type=head_type,
+        in_channels=in_channels,
+        in_index=in_index,
+        channels=512,
+        dropout_ratio=0.1,
+        num_classes=NUM_CLASSES,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=cross_entropy(),
+        **own,
+    )
+
+
+def _r101_head(head_type: str, norm_cfg: dict = BN, **own: Any) -> dict[str, Any]:
+    """The decode head of the published ResNet-101 models, on stage 4 (2048 channels)."""
+    return _decode_head(head_type, in_channels=2048, in_index=3, norm_cfg=norm_cfg, **own)
 
 
 # ----------------------------------------------------------------------------- the presets
@@ -69,47 +97,36 @@ def _encoder_decoder(backbone: dict, decode_head: dict, auxiliary_head: dict | N
 def hamnet_r101() -> dict[str, Any]:
     """HamNet (Enjoy-Hamburger seg_mm ``ham_r101-d8``, concat_input=False): 3x3 squeeze to 512,
     Hamburger (1x1 -> NMF -> 1x1+GN, residual), 3x3 align, classifier; GN heads, FCN aux head."""
-    head = dict(
-        type="ContextHead", context="ham-nmf-v1", context_cfg=HAM_V1_AS_MMSEG, in_channels=2048, in_index=3, channels=512,
-        dropout_ratio=0.1, num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=cross_entropy(),
-    )
+    head = _r101_head("ContextHead", GN32, context="ham-nmf-v1", options=HAM_V1_AS_MMSEG)
     return _encoder_decoder(resnet_v1c_d8(101), head, _fcn_aux(norm_cfg=GN32))
 
 
 def danet_r101() -> dict[str, Any]:
     """mmseg ``danet_r101-d8``: DAHead (position + channel attention, PAM width 64) + FCN aux."""
-    head = dict(
-        type="DAHead", in_channels=2048, in_index=3, channels=512, pam_channels=64, dropout_ratio=0.1,
-        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=cross_entropy(),
-    )
-    return _encoder_decoder(resnet_v1c_d8(101), head, _fcn_aux())
+    return _encoder_decoder(resnet_v1c_d8(101), _r101_head("DAHead", pam_channels=64), _fcn_aux())
 
 
 def dnl_r101() -> dict[str, Any]:
     """mmseg ``dnl_r101-d8``: DNLHead (disentangled non-local, embedded Gaussian, C/2) + FCN aux."""
-    head = dict(
-        type="DNLHead", in_channels=2048, in_index=3, channels=512, dropout_ratio=0.1, reduction=2,
-        use_scale=True, mode="embedded_gaussian", num_classes=NUM_CLASSES, norm_cfg=BN,
-        align_corners=False, loss_decode=cross_entropy(),
-    )
+    head = _r101_head("DNLHead", reduction=2, use_scale=True, mode="embedded_gaussian")
     return _encoder_decoder(resnet_v1c_d8(101), head, _fcn_aux())
 
 
 def ocrnet_r101() -> dict[str, Any]:
     """mmseg ``ocrnet_r101-d8``: a cascade of an FCN head (soft object regions, stage 3) and the
     OCR head (object-contextual representations, width 256) on stage 4."""
-    soft_regions = _fcn_aux()
-    ocr = dict(
-        type="OCRHead", in_channels=2048, in_index=3, channels=512, ocr_channels=256, dropout_ratio=0.1,
-        num_classes=NUM_CLASSES, norm_cfg=BN, align_corners=False, loss_decode=cross_entropy(),
+    return dict(
+        type="CascadeEncoderDecoder",
+        num_stages=2,
+        backbone=resnet_v1c_d8(101),
+        decode_head=[_fcn_aux(), _r101_head("OCRHead", ocr_channels=256)],
+        train_cfg=dict(),
+        test_cfg=dict(mode="whole"),
     )
-    return dict(type="CascadeEncoderDecoder", num_stages=2, backbone=resnet_v1c_d8(101),
-                decode_head=[soft_regions, ocr], train_cfg=dict(), test_cfg=dict(mode="whole"))
 
 
-# Light-Ham (Enjoy-Hamburger seg_light_ham): VAN stages 2-4 -> LightContextHead holding ham-nmf-v1.
-# ham_channels: 480 for VAN-Tiny (its config overrides the base 512), 512 for Small and Base.
-LIGHT_HAM = {"tiny": 480, "small": 512, "base": 512}
+# Light-Ham (Enjoy-Hamburger seg_light_ham): VAN stages 2-4 -> LightContextHead holding ham-nmf-v1,
+# at the ham width of ``hambench.models.van.LIGHT_HAM``.
 
 
 def lightham_van(arch: str, *, reference_head: bool = False) -> dict[str, Any]:
@@ -119,19 +136,22 @@ def lightham_van(arch: str, *, reference_head: bool = False) -> dict[str, Any]:
     ``reference_head=True`` builds mmseg's own ``LightHamHead`` instead of hambench's
     ``LightContextHead`` + ``ham-nmf-v1`` (the tests check that both have the same parameters).
     """
-    from hambench.models.van import VAN  # registers VAN in mmseg's MODELS
+    from hambench.models.van import LIGHT_HAM, VAN  # registers VAN in mmseg's MODELS
 
-    in_channels = VAN.arch_settings[arch]["embed_dims"][1:]
-    ham_channels = LIGHT_HAM[arch]
-    common = dict(
-        in_channels=in_channels, in_index=[1, 2, 3], channels=512, dropout_ratio=0.1,
-        num_classes=NUM_CLASSES, norm_cfg=GN32, align_corners=False, loss_decode=cross_entropy(),
+    stages: dict[str, Any] = dict(
+        in_channels=VAN.arch_settings[arch]["embed_dims"][1:], in_index=[1, 2, 3], norm_cfg=GN32
     )
+    ham_channels = LIGHT_HAM[arch]
     if reference_head:
-        head = dict(type="LightHamHead", ham_channels=ham_channels, **common)
+        head = _decode_head("LightHamHead", **stages, ham_channels=ham_channels)
     else:
-        head = dict(type="LightContextHead", context="ham-nmf-v1", context_cfg=HAM_V1_AS_MMSEG,
-                    context_channels=ham_channels, **common)
+        head = _decode_head(
+            "LightContextHead",
+            **stages,
+            context="ham-nmf-v1",
+            options=HAM_V1_AS_MMSEG,
+            context_channels=ham_channels,
+        )
     return _encoder_decoder(dict(type="VAN", arch=arch, drop_path_rate=0.1), head)
 
 
@@ -140,26 +160,33 @@ def lightham_van(arch: str, *, reference_head: bool = False) -> dict[str, Any]:
 # torch.bmm (missed); DNL's non-local block with torch.matmul (counted). mmseg's DAHead uses
 # matmul, so for it "fvcore-nomm" leaves out the activation-by-activation products the original's
 # bmm hid. Evidence in docs/conventions.md.
-_R101 = dict(flops_size=(512, 2048), source="Enjoy-Hamburger README")
-_VAN_FLOPS = dict(flops_size=(512, 512), flops_convention="torchprofile", source="Enjoy-Hamburger / VAN-Segmentation README (seeds 000, 004)")
+def _r101(
+    name: str, head: str, config: Callable[[], dict[str, Any]], params_m: float, flops_g: float, convention: str
+) -> Preset:
+    """A ResNet-101 model (``head`` on ResNetV1c-101-D8) and its published figures: FLOPs at
+    2048x512, in ``convention``."""
+    published = Published(params_m, flops_g, (512, 2048), convention, "Enjoy-Hamburger README")
+    return Preset(name, f"ResNetV1c-101-D8 + {head}", config, published)
 
+
+def _light_ham(arch: str, description: str, params_m: float, flops_g: float) -> Preset:
+    """Light-Ham on VAN-``arch`` and its published figures: torchprofile MACs at 512x512."""
+    source = "Enjoy-Hamburger / VAN-Segmentation README (seeds 000, 004)"
+    published = Published(params_m, flops_g, (512, 512), "torchprofile", source)
+    return Preset(f"lightham-van-{arch}", description, partial(lightham_van, arch), published)
+
+
+# name, head (or description), config, published params (M) and FLOPs (G)[, FLOPs convention]
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset("hamnet-r101", "ResNetV1c-101-D8 + HamNet head (ham-nmf-v1) + FCN aux", hamnet_r101,
-               Published(57.0, 918.0, flops_convention="fvcore-nobmm", **_R101)),
-        Preset("danet-r101", "ResNetV1c-101-D8 + mmseg DAHead + FCN aux", danet_r101,
-               Published(69.0, 1119.0, flops_convention="fvcore-nomm", **_R101)),
-        Preset("ocrnet-r101", "ResNetV1c-101-D8 + mmseg FCN -> OCRHead cascade", ocrnet_r101,
-               Published(56.0, 923.0, flops_convention="fvcore-nobmm", **_R101)),
-        Preset("dnl-r101", "ResNetV1c-101-D8 + mmseg DNLHead + FCN aux", dnl_r101,
-               Published(69.0, 1249.0, flops_convention="fvcore-nobmm", **_R101)),
-        Preset("lightham-van-tiny", "VAN-Tiny + Light-Ham head (ham 480)", lambda: lightham_van("tiny"),
-               Published(4.9, 11.3, **_VAN_FLOPS)),
-        Preset("lightham-van-small", "VAN-Small + Light-Ham head (ham 512)", lambda: lightham_van("small"),
-               Published(14.7, 21.4, **_VAN_FLOPS)),
-        Preset("lightham-van-base", "VAN-Base + Light-Ham head (ham 512)", lambda: lightham_van("base"),
-               Published(27.4, 34.4, **_VAN_FLOPS)),
+        _r101("hamnet-r101", "HamNet head (ham-nmf-v1) + FCN aux", hamnet_r101, 57.0, 918.0, "fvcore-nobmm"),
+        _r101("danet-r101", "mmseg DAHead + FCN aux", danet_r101, 69.0, 1119.0, "fvcore-nomm"),
+        _r101("ocrnet-r101", "mmseg FCN -> OCRHead cascade", ocrnet_r101, 56.0, 923.0, "fvcore-nobmm"),
+        _r101("dnl-r101", "mmseg DNLHead + FCN aux", dnl_r101, 69.0, 1249.0, "fvcore-nobmm"),
+        _light_ham("tiny", "VAN-Tiny + Light-Ham head (ham 480)", 4.9, 11.3),
+        _light_ham("small", "VAN-Small + Light-Ham head (ham 512)", 14.7, 21.4),
+        _light_ham("base", "VAN-Base + Light-Ham head (ham 512)", 27.4, 34.4),
     ]
 }
 
@@ -181,15 +208,9 @@ def preset_cfg(name: str) -> dict[str, Any]:
 
 def build_from_cfg(cfg: dict[str, Any]) -> nn.Module:
     """Build an mmseg model config in eval mode (random weights: nothing is downloaded)."""
-    from hambench.models.segmentor import import_mmseg
-
-    import_mmseg()  # first: mmseg without its import noise
-    import hambench.heads  # noqa: F401  (registers ContextHead / LightContextHead)
-    import hambench.models.van  # noqa: F401  (registers VAN)
+    register_all(default_scope=False)  # a preset is built, not trained: mmengine's scope stays as it was
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
-    register_all_modules(init_default_scope=False)
     model = MODELS.build(cfg)
     return model.eval()
 
@@ -212,4 +233,5 @@ class InferencePath(nn.Module):
         # encode_decode = backbone -> decode head(s) `predict` (DAHead keeps only its fused output)
         # -> resize to img_shape.
         metas = [dict(img_shape=tuple(x.shape[2:]))] * x.shape[0]
-        return self.segmentor.encode_decode(x, metas)  # (B, classes, H, W)
+        segmentor: Any = self.segmentor  # an mmseg segmentor: encode_decode is its own (untyped) method
+        return segmentor.encode_decode(x, metas)  # (B, classes, H, W)

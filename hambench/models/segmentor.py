@@ -2,8 +2,8 @@
 
 ::
 
-    cfg = segmentor_cfg("r50-d8", "ham-nmf", context_cfg=dict(train_steps=6), num_classes=150)
-    model = build_segmentor("tiny-d8", "none", num_classes=3)
+    cfg = segmentor_cfg("r50-d8", "ham-nmf", options=dict(train_steps=6), num_classes=150)
+    model = build_segmentor(segmentor_cfg("tiny-d8", "none", num_classes=3))
 
 Backbones (``BACKBONES``): ``r18-d8``/``r50-d8``/``r101-d8`` (ResNetV1c, output stride 8, as in
 the paper), ``van-tiny``/``van-small``/``van-base`` (Light-Ham), ``timm:<model>`` (any timm model
@@ -12,7 +12,7 @@ through mmseg's ``TIMMBackbone``) and the CPU presets ``tiny-d8`` and ``r18-narr
 Heads: ``head="context"`` is hambench's head for the backbone (``ContextHead`` on the last
 level; ``LightContextHead`` on levels 1-3 for VAN, as Light-Ham does); ``"single"`` or
 ``"light"`` force one of the two. ``context="mmseg:<HeadType>"`` (e.g. ``mmseg:DAHead``) uses
-one of mmseg's own decode heads instead, for reference runs; ``context_cfg`` then holds that
+one of mmseg's own decode heads instead, for reference runs; ``options`` then holds that
 head's extra arguments.
 
 Pretrained weights come only from a local file (``pretrained=PATH``); nothing is downloaded.
@@ -20,11 +20,6 @@ Pretrained weights come only from a local file (``pretrained=PATH``); nothing is
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
-import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from hambench.models.blocks import cross_entropy, fcn_aux_head, resnet_v1c_d8
-from hambench.models.presets import LIGHT_HAM
+from hambench.models.registration import register_all
 
 HEADS = ("context", "single", "light")  # see the module docstring
 # ImageNet statistics in 0-255 BGR->RGB order, as every mmseg config uses.
@@ -58,11 +53,15 @@ def _resnet(depth: int, head_channels: int, **kw: Any) -> Backbone:
     return Backbone(cfg, widths, head_channels, aux_index=max(0, len(widths) - 2))
 
 
-def _van(arch: str, head_channels: int) -> Backbone:
-    from hambench.models.van import VAN  # registers VAN in mmseg's MODELS
+def _van(arch: str) -> Backbone:
+    """VAN-``arch`` with Light-Ham's head width for it (``LIGHT_HAM``, as the presets that
+    reproduce the published params and MACs)."""
+    from hambench.models.van import LIGHT_HAM, VAN  # registers VAN in mmseg's MODELS
 
     dims = VAN.arch_settings[arch]["embed_dims"]
-    return Backbone(dict(type="VAN", arch=arch, drop_path_rate=0.1), list(dims), head_channels, aux_index=2, light=True)
+    return Backbone(
+        dict(type="VAN", arch=arch, drop_path_rate=0.1), list(dims), LIGHT_HAM[arch], aux_index=2, light=True
+    )
 
 
 def _timm(model_name: str) -> Backbone:
@@ -82,11 +81,9 @@ BACKBONES: dict[str, Any] = {
     "r18-d8": lambda: _resnet(18, 128),
     "r50-d8": lambda: _resnet(50, 512),
     "r101-d8": lambda: _resnet(101, 512),
-    # Light-Ham's ham width: 480 for VAN-Tiny, 512 for Small and Base (as the presets that
-    # reproduce the published params and MACs).
-    "van-tiny": lambda: _van("tiny", LIGHT_HAM["tiny"]),
-    "van-small": lambda: _van("small", LIGHT_HAM["small"]),
-    "van-base": lambda: _van("base", LIGHT_HAM["base"]),
+    "van-tiny": lambda: _van("tiny"),
+    "van-small": lambda: _van("small"),
+    "van-base": lambda: _van("base"),
     # CPU presets. tiny-d8: the deep stem and two narrow stages of ResNetV1c-18 (0.2 M params,
     # output stride 8). Its receptive field is local on purpose: on synthetic-context the
     # context module has to supply what lies beyond it.
@@ -128,14 +125,15 @@ def segmentor_cfg(
     backbone: str,
     context: str,
     *,
-    context_cfg: dict | None = None,
+    options: dict[str, Any] | None = None,
     num_classes: int,
     head: str = "context",
     aux_head: bool = False,
     pretrained: str | None = None,
     norm: str = "BN",
 ) -> dict:
-    """An mmseg ``EncoderDecoder`` config dict: ``backbone`` preset + head with ``context``."""
+    """An mmseg ``EncoderDecoder`` config dict: ``backbone`` preset + head with ``context``, built
+    with ``options`` (its keyword options; for ``mmseg:<HeadType>``, that head's extra arguments)."""
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
     bb = get_backbone(backbone)
@@ -148,25 +146,48 @@ def segmentor_cfg(
 
     light = head == "light" or (head == "context" and bb.light)
     common = dict(
-        channels=bb.head_channels, num_classes=num_classes, dropout_ratio=0.1, norm_cfg=norm_cfg,
-        align_corners=False, loss_decode=cross_entropy(1.0),
+        channels=bb.head_channels,
+        num_classes=num_classes,
+        dropout_ratio=0.1,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=cross_entropy(1.0),
     )
     if context.startswith("mmseg:"):  # one of mmseg's own heads, on the last level
-        decode = dict(type=context.removeprefix("mmseg:"), in_channels=bb.out_channels[-1], in_index=-1,
-                      **common, **(context_cfg or {}))
+        decode = dict(
+            type=context.removeprefix("mmseg:"),
+            in_channels=bb.out_channels[-1],
+            in_index=-1,
+            **common,
+            **(options or {}),
+        )
     elif light:
         levels = list(range(1, len(bb.out_channels)))
-        decode = dict(type="LightContextHead", context=context, context_cfg=context_cfg or {},
-                      context_channels=bb.head_channels, in_channels=[bb.out_channels[i] for i in levels],
-                      in_index=levels, input_transform="multiple_select", **common)
+        decode = dict(
+            type="LightContextHead",
+            context=context,
+            options=options or {},
+            context_channels=bb.head_channels,
+            in_channels=[bb.out_channels[i] for i in levels],
+            in_index=levels,
+            input_transform="multiple_select",
+            **common,
+        )
     else:
-        decode = dict(type="ContextHead", context=context, context_cfg=context_cfg or {},
-                      in_channels=bb.out_channels[-1], in_index=-1, **common)
+        decode = dict(
+            type="ContextHead",
+            context=context,
+            options=options or {},
+            in_channels=bb.out_channels[-1],
+            in_index=-1,
+            **common,
+        )
 
     cfg = dict(
         type="EncoderDecoder",
-        data_preprocessor=dict(type="SegDataPreProcessor", mean=MEAN, std=STD, bgr_to_rgb=True,
-                               pad_val=0, seg_pad_val=255, size_divisor=32),
+        data_preprocessor=dict(
+            type="SegDataPreProcessor", mean=MEAN, std=STD, bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size_divisor=32
+        ),
         backbone=backbone_cfg,
         decode_head=decode,
         train_cfg=dict(),
@@ -174,47 +195,18 @@ def segmentor_cfg(
     )
     if aux_head:  # the FCN auxiliary head of the paper's ResNet runs, loss weight 0.4
         cfg["auxiliary_head"] = fcn_aux_head(
-            in_channels=bb.out_channels[bb.aux_index], in_index=bb.aux_index,
-            channels=max(64, bb.head_channels // 2), num_classes=num_classes, norm_cfg=norm_cfg, loss_weight=0.4,
+            in_channels=bb.out_channels[bb.aux_index],
+            in_index=bb.aux_index,
+            channels=max(64, bb.head_channels // 2),
+            num_classes=num_classes,
+            norm_cfg=norm_cfg,
+            loss_weight=0.4,
         )
     return cfg
 
 
-# What mmseg and mmcv print when first imported that says nothing to a hambench user: mmseg's
-# data sets announce with print(), twice, that the optional OneDL package is absent; mmcv-lite
-# warns that it lacks a CUDA op (multi-scale deformable attention) that hambench never runs.
-IMPORT_NOISE_LINES = ("Could not import OneDL",)
-IMPORT_NOISE_WARNING = "Fail to import ``MultiScaleDeformableAttention``"
-
-
-def import_mmseg() -> None:
-    """Import mmseg's models and data sets without their import-time noise. Only that noise is
-    dropped, only during this import: any other line they print still reaches stdout, and later
-    warnings and logs are untouched. Call it before anything imports ``mmseg.datasets``."""
-    printed = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
-        warnings.filterwarnings("ignore", message=IMPORT_NOISE_WARNING)
-        importlib.import_module("mmseg.models")
-        importlib.import_module("mmseg.datasets")
-    for line in printed.getvalue().splitlines(keepends=True):
-        if line.strip() not in IMPORT_NOISE_LINES:
-            sys.stdout.write(line)
-
-
-def register_all() -> None:
-    """Register mmseg's models and hambench's heads and VAN (idempotent)."""
-    import_mmseg()
-    from mmseg.utils import register_all_modules
-
-    import hambench.heads  # noqa: F401
-    import hambench.models.van  # noqa: F401
-
-    register_all_modules(init_default_scope=True)
-
-
-def build_segmentor(backbone: str, context: str, **options: Any) -> nn.Module:
-    """Build the model of :func:`segmentor_cfg` (same arguments; weights initialised, pretrained
-    ones loaded)."""
+def build_segmentor(cfg: dict[str, Any]) -> nn.Module:
+    """Build a :func:`segmentor_cfg` config (weights initialised, pretrained ones loaded)."""
     from mmengine.config import ConfigDict
     from mmengine.logging import MMLogger
     from mmseg.registry import MODELS
@@ -222,7 +214,6 @@ def build_segmentor(backbone: str, context: str, **options: Any) -> nn.Module:
     # The current mmengine logger at WARNING: init_weights would otherwise print one report per parameter.
     MMLogger.get_instance("hambench", log_level="WARNING")
     register_all()
-    cfg = segmentor_cfg(backbone, context, **options)
     model = MODELS.build(ConfigDict(cfg))  # ConfigDict: mmseg reads test_cfg.mode as an attribute
     model.init_weights()
     return model

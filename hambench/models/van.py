@@ -26,6 +26,11 @@ from mmseg.registry import MODELS
 from timm.layers import DropPath
 from torch import nn
 
+# Light-Ham's ham width on each VAN (Enjoy-Hamburger seg_light_ham): 480 for VAN-Tiny (its config
+# overrides the base 512), 512 for Small and Base. The presets that reproduce the published params
+# and MACs and the trainable ``van-*`` backbones both read it here.
+LIGHT_HAM = {"tiny": 480, "small": 512, "base": 512}
+
 
 class LargeKernelAttention(nn.Module):
     """LKA: attention map = 1x1(dw-dilated-7x7(dw-5x5(x))); output = x * map."""

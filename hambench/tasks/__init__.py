@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from hambench.suite import Trial
-    from hambench.tuning.trainable import TrialContext
+from hambench.trial import Budget, TaskBudget, Trial
 
 Sense = Literal["max", "min"]
 PROFILE = "profile"  # the task of a suite's profiling trials (one per module and options, any suite)
@@ -50,6 +48,41 @@ class Metric:
     front: bool = False
 
 
+# What a training task calls after every evaluation: its metrics, the checkpoint file saved with them
+# (None: none on disk) and files to keep with that checkpoint (e.g. a GAN's sample grid; () for none).
+Callback = Callable[[dict[str, Any], "str | None", Sequence[str]], None]
+
+
+class TrialContext(Protocol):
+    """The task's port to the runtime: what a trial's task gets besides its ``Trial``. Tasks own
+    this contract; the runner (``hambench.tuning.trainable``) implements it over Ray Tune, so a
+    task never imports Tune."""
+
+    plugins: list[str]  # the driver's --plugin files, absolute
+    data_roots: dict[str, str]  # data set -> the root the driver made ready
+    where: dict[str, str]  # node, device, device_name of this trial
+    threads: int  # torch threads: the trial's CPUs
+
+    @property
+    def device(self) -> str: ...
+
+    def work_dir(self) -> Path:
+        """The trial's own folder for its task's files, local to the node running it."""
+        ...
+
+    def report(self, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+        """Report one step's metrics with a checkpoint holding ``state`` (and the files it names)."""
+        ...
+
+    def restore(self, into: Path | None = None) -> dict[str, Any] | None:
+        """The state saved with the trial's last checkpoint (files copied ``into``), or None."""
+        ...
+
+    def callback(self) -> Callback:
+        """A training task's callback: ``callback(metrics, checkpoint_path, artifacts)``."""
+        ...
+
+
 @dataclass(frozen=True)
 class DataRequest:
     """What a task's ``prepare_data`` gets, on the driver, once per data set of the suite."""
@@ -57,6 +90,37 @@ class DataRequest:
     smoke: bool  # a smoke run: generate a tiny fixture in the data set's layout instead
     data_root: str | None  # the user's root of the real data set, if given
     fixture_dir: Path  # where a smoke fixture goes (inside the run directory)
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """How ``hambench train <task>`` offers a training task: one flag per field of its config
+    (``hambench.cli.config_args``); this says what only the task knows."""
+
+    help: str  # its line in `hambench train --help`
+    required: tuple[str, ...] = ()  # config fields the command line must give
+    aliases: Mapping[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # more flags of a field (earlier releases' names)
+    # Called when the command is used, not when the task registers (they may import its models and data sets):
+    choices: Callable[[], Mapping[str, Sequence[Any]]] | None = None  # the valid values of some fields
+    help_of: Callable[[], Mapping[str, str]] | None = None  # the help of fields the task explains its own way
+    run_name: Callable[[Any], str] | None = (
+        None  # config -> its folder in work_dirs/<task>/ when no --work-dir is given
+    )
+    summary: Callable[[dict[str, Any]], str] | None = (
+        None  # final metrics -> the line printed after "done: " (None: the JSON)
+    )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An image a trial of the task writes into its work folder (and carries in its checkpoints),
+    which the report shows once per configuration, beside its scores."""
+
+    file: str  # its name in the trial's work folder, a PNG: "samples.png"
+    title: str  # the heading of its report section: "Samples"
+    description: str  # what it shows, the line under the heading
 
 
 @dataclass(frozen=True)
@@ -68,7 +132,12 @@ class Task:
     order: int  # its place in tables and in the results (profiling trials first)
     metrics: tuple[Metric, ...] = ()  # headline first
     section: Literal["budget", "profile"] = "budget"  # the suite section its trials are configured by
-    budget_fields: tuple[str, ...] = ()  # the Budget fields config_for applies; a suite setting another fails
+    # The model of its suite's `budget:` section: hambench.trial.TaskBudget, plus the task's own
+    # fields (seg's crop); a suite setting a field it lacks fails to load, naming the field.
+    budget: type[Budget] = TaskBudget
+    smoke_budget: Mapping[str, Any] = field(default_factory=dict)  # its own fields' values in a --smoke run
+    # Fields of its config that say what a trial is, not how it trains: never a search dimension.
+    fixed_fields: frozenset[str] = frozenset()
     alone_on_device: bool = False  # holds its node's device alone (latency is measured)
     # Has the tuning protocol's splits: its config_for reads ``trial.split`` ("val": select on the
     # validation split; "test": the reported figure; "standard": the data set's usual evaluation split).
@@ -80,11 +149,16 @@ class Task:
     # The valid values of the grid's axes this task reads ({"backbones": [...], "data": [...]}),
     # checked before anything runs; an entry "PREFIX:<...>" admits any value starting with PREFIX:.
     grid_choices: Callable[[], Mapping[str, list[str]]] | None = None
+    # The images its trials write, each shown by the report per configuration (hambench.reports).
+    artifacts: tuple[Artifact, ...] = ()
     # A training task:
     config: type | None = None  # the config dataclass; task_options are its fields
     config_for: Callable[[Trial, TrialContext], Any] | None = None  # the trial's config (its budget mapped)
     train: Callable[..., dict[str, Any]] | None = None  # train(cfg, callback) -> final metrics
-    model: Callable[[Any, Any], tuple[Any, Any, int | None, str | None]] | None = None  # (cfg, device) -> model, x, params, shape
+    model: Callable[[Any, Any], tuple[Any, Any, int | None, str | None]] | None = (
+        None  # (cfg, device) -> model, x, params, shape
+    )
+    command: TrainCommand | None = None  # its `hambench train <name>` sub-command (None: not offered there)
     # A task that is not a training loop:
     run: Callable[[Trial, TrialContext], dict[str, Any]] | None = None
     # Both:
@@ -96,7 +170,15 @@ class Task:
         if self.run is None and not all(f is not None for f in training):
             raise TaskError(f"task {self.name!r}: give `run`, or all of config, config_for, train and model")
         if self.run is not None and any(f is not None for f in training):
-            raise TaskError(f"task {self.name!r}: `run` replaces config, config_for, train and model; give one or the other")
+            raise TaskError(
+                f"task {self.name!r}: `run` replaces config, config_for, train and model; give one or the other"
+            )
+
+    @property
+    def budget_fields(self) -> tuple[str, ...]:
+        """The budget fields its trials apply (``budget``'s fields; none for a task configured by
+        ``profile:``)."""
+        return tuple(self.budget.model_fields) if self.section == "budget" else ()
 
     @property
     def trains(self) -> bool:
@@ -107,6 +189,44 @@ class Task:
     def columns(self) -> list[str]:
         """The accuracy columns its rows of ``results.parquet`` have, headline first."""
         return [m.name for m in self.metrics if m.column]
+
+
+# The config fields every built-in training task has for what a trial is and where its process runs
+# (its module, data and seed; device, folders, threads, plugins, logging): never a search dimension.
+# A task's ``fixed_fields`` are these and its own (seg's backbone, gan's res).
+RUN_FIELDS = frozenset(
+    {
+        "context",
+        "options",
+        "data",
+        "data_root",
+        "work_dir",
+        "resume",
+        "seed",
+        "device",
+        "plugins",
+        "threads",
+        "log_interval",
+        "loader_workers",
+    }
+)
+
+
+def trial_values(trial: Trial, ctx: TrialContext, work_dir: Path, *, resume: bool) -> dict[str, Any]:
+    """The config values a training task takes from its trial and the runtime, under the names the
+    built-in tasks' configs give them: the module (``context``) and its ``options``, the data set
+    and the root the driver made ready, the seed, the device, the trial's work folder (``work_dir``,
+    local to its node) and whether it ``resume``s from a checkpoint."""
+    return dict(
+        context=trial.module,
+        options=dict(trial.options),
+        data=trial.data,
+        data_root=ctx.data_roots.get(trial.data),
+        work_dir=str(work_dir),
+        resume=resume,
+        seed=trial.seed,
+        device=ctx.device,
+    )
 
 
 def build_config(cls: type, values: dict[str, Any]) -> Any:
@@ -199,6 +319,24 @@ def metric_sense(metric: str) -> Sense:
             if m.name == metric:
                 return m.sense
     return "min"
+
+
+def module_width(trial: Trial) -> int | None:
+    """The width (channels) the trial builds its context module at, as its task declares it: the
+    profile shape's C, the seg backbone's head width. None for a GAN, which builds it twice (in G
+    and in D, two widths)."""
+    width = get_task(trial.task).module_width
+    return width(trial) if width is not None else None
+
+
+def resolved_options(trial: Trial) -> dict[str, Any]:
+    """The options the module is really built with (defaults filled in, widths derived from the
+    module's width), as ``hambench.registry.resolve_options`` computes them; the given options
+    where the width is not one number (gan)."""
+    from hambench.registry import resolve_options
+
+    width = module_width(trial)
+    return dict(trial.options) if width is None else resolve_options(trial.module, width, **trial.options)
 
 
 @contextmanager

@@ -15,8 +15,8 @@ from hambench.schema import COST_COLUMNS
 from hambench.tasks import PROFILE, Task, register_task
 
 if TYPE_CHECKING:
-    from hambench.suite import Trial
-    from hambench.tuning.trainable import TrialContext
+    from hambench.tasks import TrialContext
+    from hambench.trial import Trial
 
 
 def cost_columns(row: dict[str, Any]) -> dict[str, Any]:
@@ -29,18 +29,23 @@ def cost_columns(row: dict[str, Any]) -> dict[str, Any]:
 def run_profile(trial: Trial, ctx: TrialContext) -> dict[str, Any]:
     """Profile the trial's module at every size, reporting (and checkpointing) each."""
     from hambench.profiling import profile_module
-    from hambench.scaling import sweep_columns
+    from hambench.scaling import sweep_columns, sweep_shapes
 
     spec = trial.profile
     assert spec is not None
-    b, c, h, w = spec.shape
-    shapes = [(b, c, h, w)] + [(b, c, s, s) for s in spec.sweep]
+    shapes = [tuple(spec.shape), *sweep_shapes(spec.shape, spec.sweep)]
     state = ctx.restore() or {"rows": []}
     rows: list[dict[str, Any]] = state["rows"]
     for step in range(len(rows), len(shapes)):
         row = profile_module(
-            trial.module, shape=shapes[step], device=spec.device, dtype=spec.dtype, mode=spec.mode,
-            options=dict(trial.options), max_time=spec.max_time, sdpa_backend=spec.sdpa_backend,
+            trial.module,
+            shape=shapes[step],
+            device=spec.device,
+            dtype=spec.dtype,
+            mode=spec.mode,
+            options=dict(trial.options),
+            max_time=spec.max_time,
+            sdpa_backend=spec.sdpa_backend,
         )
         row["sweep_size"] = None if step == 0 else spec.sweep[step - 1]
         rows.append(row)
@@ -52,8 +57,11 @@ def run_profile(trial: Trial, ctx: TrialContext) -> dict[str, Any]:
             r.update(exponents)
     main = rows[0]
     return {
-        "iter": len(rows), **cost_columns(main), "device": main["device"],
-        "device_name": main["device_name"], "profile_rows": json.dumps(rows, default=str),
+        "iter": len(rows),
+        **cost_columns(main),
+        "device": main["device"],
+        "device_name": main["device_name"],
+        "profile_rows": json.dumps(rows, default=str),
     }
 
 
@@ -63,6 +71,13 @@ def module_width(trial: Trial) -> int:
     return trial.profile.shape[1]
 
 
-register_task(Task(
-    name=PROFILE, order=0, section="profile", alone_on_device=True, run=run_profile, module_width=module_width,
-))
+register_task(
+    Task(
+        name=PROFILE,
+        order=0,
+        section="profile",
+        alone_on_device=True,
+        run=run_profile,
+        module_width=module_width,
+    )
+)

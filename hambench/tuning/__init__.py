@@ -13,15 +13,37 @@ selection on validation, the retrain scored on test).
 """
 
 from hambench.tuning.driver import RunOptions, SuiteRunError, profile_cpus, run_suite
+from hambench.tuning.plan import expand
 from hambench.tuning.progress import Progress
 from hambench.tuning.tables import collect_tables, write_summary
 from hambench.tuning.trainable import (
-    DEVICE_RESOURCE, PROFILE_CPUS, TRAIN_SHARE, TrialContext, done_ids, module_width, read_done, resolved_options,
-    run_trial, trial_resources, write_done,
+    DEVICE_RESOURCE,
+    PROFILE_CPUS,
+    TRAIN_SHARE,
+    TuneContext,
+    done_ids,
+    read_done,
+    run_trial,
+    trial_resources,
+    write_done,
 )
 
 __all__ = [
-    "DEVICE_RESOURCE", "PROFILE_CPUS", "TRAIN_SHARE", "Progress", "RunOptions", "SuiteRunError", "TrialContext", "collect_tables",
-    "done_ids", "module_width", "profile_cpus", "read_done", "resolved_options", "run_suite", "run_trial", "trial_resources",
-    "write_done", "write_summary",
+    "DEVICE_RESOURCE",
+    "PROFILE_CPUS",
+    "TRAIN_SHARE",
+    "Progress",
+    "RunOptions",
+    "SuiteRunError",
+    "TuneContext",
+    "collect_tables",
+    "expand",
+    "done_ids",
+    "profile_cpus",
+    "read_done",
+    "run_suite",
+    "run_trial",
+    "trial_resources",
+    "write_done",
+    "write_summary",
 ]

@@ -36,10 +36,16 @@ class SuiteRun:
     @classmethod
     def load(cls, run_dir: str | Path) -> SuiteRun:
         run_dir = Path(run_dir)
-        optional = {name: pd.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").is_file() else None
-                    for name in ("profile", "history")}
-        return cls(run_dir=run_dir, results=pd.read_parquet(run_dir / "results.parquet"),
-                   summary=pd.read_csv(run_dir / "summary.csv"), **optional)
+        optional = {
+            name: pd.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").is_file() else None
+            for name in ("profile", "history")
+        }
+        return cls(
+            run_dir=run_dir,
+            results=pd.read_parquet(run_dir / "results.parquet"),
+            summary=pd.read_csv(run_dir / "summary.csv"),
+            **optional,
+        )
 
 
 def run_suite(name_or_path: str | Path, **options: Any) -> SuiteRun:

@@ -23,14 +23,14 @@ from ray import tune
 from hambench.io import atomic_write_json, atomic_write_text
 from hambench.nodes import alive_nodes, local_versions
 from hambench.registry import load_plugins
-from hambench.suite import (
-    Suite, Trial, expand, grid_points, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml,
-)
+from hambench.suite import Suite, grid_points, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml
 from hambench.tasks import DataRequest, get_task
 from hambench.tracking import check_tracker, default_callbacks, tracker_callbacks, tracker_environment
+from hambench.trial import Trial
+from hambench.tuning.plan import expand
 from hambench.tuning.progress import Progress
-from hambench.tuning.tables import collect_tables, write_parquet, write_summary
 from hambench.tuning.search import choose, retrain_trials, search_scheduler
+from hambench.tuning.tables import collect_tables, write_parquet, write_summary
 from hambench.tuning.trainable import DEVICE_RESOURCE, PROFILE_CPUS, done_ids, read_done, run_trial, trial_resources
 
 
@@ -103,7 +103,9 @@ def _check_task_options(trials: list[Trial]) -> None:
             unknown = sorted(set(t.task_options) - fields) if t.task == name else []
             if unknown:
                 owner = cls.__name__ if cls is not None else f"task {name}"
-                raise SuiteRunError(f"task_options {', '.join(unknown)}: not fields of {owner} ({', '.join(sorted(fields)) or 'none'})")
+                raise SuiteRunError(
+                    f"task_options {', '.join(unknown)}: not fields of {owner} ({', '.join(sorted(fields)) or 'none'})"
+                )
 
 
 def _init_ray(opts: RunOptions, ray_tmp: str) -> None:
@@ -111,9 +113,13 @@ def _init_ray(opts: RunOptions, ray_tmp: str) -> None:
         ray.init(address=opts.address, log_to_driver=False)
         return
     ray.init(
-        num_cpus=opts.num_cpus or os.cpu_count(), resources={DEVICE_RESOURCE: 1},
-        object_store_memory=200 * 1024**2, include_dashboard=False, _temp_dir=ray_tmp,
-        log_to_driver=False, configure_logging=False,
+        num_cpus=opts.num_cpus or os.cpu_count(),
+        resources={DEVICE_RESOURCE: 1},
+        object_store_memory=200 * 1024**2,
+        include_dashboard=False,
+        _temp_dir=ray_tmp,
+        log_to_driver=False,
+        configure_logging=False,
     )
 
 
@@ -139,11 +145,13 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
     """Run (or resume) a suite and return its run directory."""
     opts = opts or RunOptions()
     check_tracker(opts.tracker)  # a missing package is said now, not after Ray started
-    load_plugins(opts.plugins)  # here for the expansion's name checks; each trial loads them again
+    load_plugins(
+        opts.plugins
+    )  # here for the expansion's name checks; each trial's process loads them too (once per process)
     source = str(resolve_suite_path(name_or_path))
     suite = load_suite(name_or_path)
-    trials = expand(suite, smoke_run=opts.smoke, only=opts.only, source=source)
-    resolved = smoke(suite) if opts.smoke else suite
+    resolved = smoke(suite) if opts.smoke else suite  # the suite as it runs: what the run folder keeps
+    trials = expand(resolved, only=opts.only, source=source)
     _check_task_options(trials)
     run_dir = _run_dir(suite, opts)
     data_roots = _prepare_data(trials, opts, run_dir)  # a bad data root fails before the run directory exists
@@ -168,19 +176,39 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
             meta.setdefault("placement", placement)  # a restored run keeps its trials' first placement
             meta.update(
                 tracker=tracker,
-                suite=suite.name, run_id=run_dir.name, date=meta.get("date") or dt.datetime.now().isoformat(timespec="seconds"),
-                source=source, smoke=opts.smoke, only=opts.only, experiment=experiment, versions=local_versions(),
-                nodes=alive_nodes(), trials=len(trials), resumed=opts.resume, command=" ".join(sys.argv),
+                suite=suite.name,
+                run_id=run_dir.name,
+                date=meta.get("date") or dt.datetime.now().isoformat(timespec="seconds"),
+                source=source,
+                smoke=opts.smoke,
+                only=opts.only,
+                experiment=experiment,
+                versions=local_versions(),
+                nodes=alive_nodes(),
+                trials=len(trials),
+                resumed=opts.resume,
+                command=" ".join(sys.argv),
             )
             atomic_write_json(meta_path, meta)
-            phase = _Phase(name_or_path, suite, opts, tracker, run_dir, {
-                "plugins": [str(Path(p).resolve()) for p in opts.plugins], "data_roots": data_roots, PROFILE_CPUS: whole_node,
-            })
+            phase = _Phase(
+                name_or_path,
+                suite,
+                opts,
+                tracker,
+                run_dir,
+                {
+                    "plugins": [str(Path(p).resolve()) for p in opts.plugins],
+                    "data_roots": data_roots,
+                    PROFILE_CPUS: whole_node,
+                },
+            )
             if resolved.tune is None:
                 grids = [phase.run(experiment, trials)]
             else:  # the tuning protocol (hambench.tuning.search): search on val, then retrain on test
-                searched = phase.run(f"{experiment}-search", trials, scheduler=search_scheduler(resolved), label="search (val)")
-                points = grid_points(resolved, smoke_run=opts.smoke, only=opts.only, source=source)
+                searched = phase.run(
+                    f"{experiment}-search", trials, scheduler=search_scheduler(resolved), label="search (val)"
+                )
+                points = grid_points(resolved, only=opts.only, source=source)
                 choices = choose(resolved, points, trials, phase.records)
                 meta["tuning"] = _choices_meta(choices)
                 atomic_write_json(meta_path, meta)
@@ -198,7 +226,9 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
         write_parquet(run_dir / "profile.parquet", prof)
     write_parquet(run_dir / "history.parquet", hist)
     write_summary(run_dir, table)
-    meta.update(finished=dt.datetime.now().isoformat(timespec="seconds"), status_counts=table["status"].value_counts().to_dict())
+    meta.update(
+        finished=dt.datetime.now().isoformat(timespec="seconds"), status_counts=table["status"].value_counts().to_dict()
+    )
     atomic_write_json(meta_path, meta)
     if opts.report:
         _render_report(run_dir)
@@ -227,8 +257,19 @@ def _keep_references(suite: Suite, source: str, run_dir: Path) -> Suite:
 
 def _choices_meta(choices: list[Any]) -> list[dict[str, Any]]:
     """What the search chose per grid point, for meta.json (the tables have it per row too)."""
-    return [{"module": c.point.module, "options": c.point.options, "backbone": c.point.backbone, "data": c.point.data,
-             "sample": c.sample, "tuned": c.tuned, "val_score": c.score, "completed": c.completed} for c in choices]
+    return [
+        {
+            "module": c.point.module,
+            "options": c.point.options,
+            "backbone": c.point.backbone,
+            "data": c.point.data,
+            "sample": c.sample,
+            "tuned": c.tuned,
+            "val_score": c.score,
+            "completed": c.completed,
+        }
+        for c in choices
+    ]
 
 
 @dataclass
@@ -248,7 +289,9 @@ class _Phase:
         done_uri = f"{experiment}/done"
         progress = Progress(trials, self.suite.metrics, done_uri, enabled=self.opts.progress, label=label)
         callbacks = [progress, *default_callbacks(), *tracker_callbacks(self.tracker, self.run_dir, self.suite.name)]
-        tuner = _tuner(experiment, self.suite, trials, self.opts, callbacks, {**self.shared, "done_uri": done_uri}, scheduler)
+        tuner = _tuner(
+            experiment, self.suite, trials, self.opts, callbacks, {**self.shared, "done_uri": done_uri}, scheduler
+        )
         progress.setup()  # count what an earlier start finished: a resumed phase may have nothing left to run
         progress.show()
         grid = tuner.fit()
@@ -263,8 +306,15 @@ class _Phase:
         return grid
 
 
-def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions, callbacks: list[Any],
-           shared: dict[str, Any], scheduler: Any = None) -> tune.Tuner:
+def _tuner(
+    experiment: str,
+    suite: Suite,
+    trials: list[Trial],
+    opts: RunOptions,
+    callbacks: list[Any],
+    shared: dict[str, Any],
+    scheduler: Any = None,
+) -> tune.Tuner:
     """A new Tuner over the trials (``shared``: config every trial gets: its TrialContext and
     placement; ``scheduler``: the search's, None for FIFO), or the interrupted one."""
     trainable = tune.with_resources(run_trial, trial_resources)
@@ -284,7 +334,10 @@ def _tuner(experiment: str, suite: Suite, trials: list[Trial], opts: RunOptions,
             scheduler=scheduler,
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,
+            name=name,
+            storage_path=storage_path,
+            verbose=0,
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=suite.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
@@ -298,6 +351,9 @@ def _render_report(run_dir: Path) -> Path | None:
     try:
         return render_report([run_dir], out=run_dir / "report.html")
     except Exception as exc:
-        print(f"hambench: report.html not rendered ({type(exc).__name__}: {exc}); the tables are in {run_dir}; "
-              f"retry with `hambench report {run_dir}`", file=sys.stderr)
+        print(
+            f"hambench: report.html not rendered ({type(exc).__name__}: {exc}); the tables are in {run_dir}; "
+            f"retry with `hambench report {run_dir}`",
+            file=sys.stderr,
+        )
         return None

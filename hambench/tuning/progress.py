@@ -10,8 +10,8 @@ from typing import Any
 
 from ray import tune
 
-from hambench.stats import sense
-from hambench.suite import Trial
+from hambench.tasks import metric_sense
+from hambench.trial import Trial
 from hambench.tuning.trainable import done_ids
 
 
@@ -19,7 +19,9 @@ class Progress(tune.Callback):
     """Trials done / running / pending / failed, the best value per metric, elapsed and estimated
     remaining time."""
 
-    def __init__(self, trials: list[Trial], metrics: list[str], done_uri: str, enabled: bool = True, label: str = "") -> None:
+    def __init__(
+        self, trials: list[Trial], metrics: list[str], done_uri: str, enabled: bool = True, label: str = ""
+    ) -> None:
         # label: which experiment of the run the line counts (a tuned suite's "search (val)" or "retrain (test)")
         self.metrics, self.done_uri, self.enabled, self.label = metrics, done_uri, enabled, label
         self.task_of = {t.trial_id: t.task for t in trials}
@@ -59,7 +61,7 @@ class Progress(tune.Callback):
             value = result.get(m)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 continue
-            higher = sense(m) == "max"
+            higher = metric_sense(m) == "max"
             if family == "none" and not higher:
                 continue  # the no-context baseline is always cheapest: not news
             best = self.best.get(m, (None,))[0]
@@ -67,8 +69,9 @@ class Progress(tune.Callback):
                 self.best[m] = (float(value), module)
 
     def finish(self, trial: Any, failed: bool) -> None:
-        task, started = self.running.pop(trial.trial_id, (None, None))
-        if started is not None:
+        running = self.running.pop(trial.trial_id, None)
+        if running is not None:
+            task, started = running
             self.durations[task].append(time.time() - started)
         self.finished.add(trial.config["trial"]["trial_id"])
         self.failed += failed
@@ -93,7 +96,8 @@ class Progress(tune.Callback):
         eta = self.eta()
         best = ", ".join(f"{m} {v:.4g} ({mod})" for m, (v, mod) in self.best.items())
         return (
-            f"[{elapsed:6.0f}s] {self.label + ': ' if self.label else ''}done {done}/{total} (failed {self.failed}) | running {len(self.running)}"
+            f"[{elapsed:6.0f}s] {self.label + ': ' if self.label else ''}done {done}/{total} (failed {self.failed})"
+            f" | running {len(self.running)}"
             f" | pending {pending} | eta {'?' if eta is None else f'{eta:.0f}s'}" + (f" | best: {best}" if best else "")
         )
 

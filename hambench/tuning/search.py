@@ -16,7 +16,7 @@ A suite with a ``tune:`` section (``hambench.suite.TuneSpec``) runs in two phase
    validation score among those that ran the whole budget (ties: the lower index) is retrained
    with the grid's seeds and scored on the test split (the *tuned* arm), beside the defaults
    retrained alike (the *default* arm). When the defaults were chosen, one set of runs is both
-   arms (``arm: both``; ``hambench.schema.by_arm`` gives it once per arm).
+   arms (``arm: both``; ``hambench.results.by_arm`` gives it once per arm).
 """
 
 from __future__ import annotations
@@ -25,16 +25,19 @@ import dataclasses
 import json
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
-from hambench.suite import Point, Suite, Trial
-from hambench.tasks import get_task, metric_sense
-from hambench.tuning.trainable import resolved_options, write_done
+from hambench.schema import TUNE_RESULT_KEYS
+from hambench.suite import Point, Suite
+from hambench.tasks import get_task, metric_sense, resolved_options
+from hambench.trial import Trial
+from hambench.tuning.trainable import write_done
 
 SEARCH, RETRAIN = "search", "retrain"
 TIME_ATTR = "iter"  # what ASHA counts: the training iteration of each evaluation's report
@@ -50,7 +53,7 @@ def search_metric(suite: Suite) -> str:
 
 
 def _domain(spec: dict[str, list[Any]]) -> Any:
-    (kind, args), = spec.items()
+    ((kind, args),) = spec.items()
     return tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
 
 
@@ -81,7 +84,9 @@ def _applied(suite: Suite, point: Point, values: dict[str, Any]) -> dict[str, An
     module_keys = set(suite.tune.modules.get(point.module, {}))
     budget_keys = set(get_task(suite.task).budget_fields)
     return dict(
-        budget=suite.budget.model_copy(update={k: v for k, v in values.items() if k in budget_keys and k not in module_keys}),
+        budget=suite.budget.model_copy(
+            update={k: v for k, v in values.items() if k in budget_keys and k not in module_keys}
+        ),
         options={**point.options, **{k: v for k, v in values.items() if k in module_keys}},
         task_options={**point.task_options, **{k: v for k, v in values.items() if k not in budget_keys | module_keys}},
     )
@@ -93,7 +98,11 @@ def default_values(suite: Suite, point: Point) -> dict[str, Any]:
     seg's learning rate per data set)."""
     assert suite.tune is not None and suite.budget is not None
     task = get_task(suite.task)
-    config = {f.name: f.default for f in dataclasses.fields(task.config) if f.default is not dataclasses.MISSING} if task.config else {}
+    config = (
+        {f.name: f.default for f in dataclasses.fields(task.config) if f.default is not dataclasses.MISSING}
+        if task.config
+        else {}
+    )
     values: dict[str, Any] = {}
     for key in suite.tune.space:
         value = getattr(suite.budget, key, None) if key in task.budget_fields else None
@@ -115,8 +124,18 @@ def search_trials(suite: Suite, points: list[Point]) -> list[Trial]:
         for p in points:
             values = per_point[p.trial_id(suite.task)][i]
             tuned = default_values(suite, p) if values is None else values
-            trials.append(p.trial(suite, seed, f"search{i}", phase=SEARCH, split="val", sample=i, tuned=tuned,
-                                  **_applied(suite, p, values or {})))
+            trials.append(
+                p.trial(
+                    suite,
+                    seed,
+                    f"search{i}",
+                    phase=SEARCH,
+                    split="val",
+                    sample=i,
+                    tuned=tuned,
+                    **_applied(suite, p, values or {}),
+                )
+            )
     return trials
 
 
@@ -127,13 +146,9 @@ def point_key(trial: dict[str, Any]) -> str:
     """The grid point of a search trial (its config's ``trial``): the module and its grid options
     (without the ones the search sets), backbone, head and data."""
     options = {k: v for k, v in trial["options"].items() if k not in trial.get("tuned", {})}
-    return json.dumps([trial["module"], options, trial["backbone"], trial["head"], trial["data"]], sort_keys=True, default=str)
-
-
-# Tune's own result keys: not the trial's, so not in a stopped trial's record.
-_TUNE_KEYS = {"trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag", "timestamp", "training_iteration",
-              "time_this_iter_s", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
-              "should_checkpoint", "time_total_s", "done", "config"}
+    return json.dumps(
+        [trial["module"], options, trial["backbone"], trial["head"], trial["data"]], sort_keys=True, default=str
+    )
 
 
 class PointScheduler(FIFOScheduler):
@@ -161,10 +176,21 @@ class PointScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         action = self._of(trial).on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP:
-            record = {k: v for k, v in result.items() if k not in _TUNE_KEYS and not k.startswith("config/")
-                      and isinstance(v, (int, float, str, bool, type(None)))}
-            record.update(status="stopped", error="", done=True, iters=result.get(TIME_ATTR),
-                          seconds=result.get("time_total_s"), ended_at=time.time())
+            record = {
+                k: v
+                for k, v in result.items()
+                if k not in TUNE_RESULT_KEYS
+                and not k.startswith("config/")
+                and isinstance(v, (int, float, str, bool, type(None)))
+            }
+            record.update(
+                status="stopped",
+                error="",
+                done=True,
+                iters=result.get(TIME_ATTR),
+                seconds=result.get("time_total_s"),
+                ended_at=time.time(),
+            )
             write_done(trial.config["done_uri"], trial.config["trial"]["trial_id"], record)
         return action
 
@@ -192,11 +218,18 @@ def search_scheduler(suite: Suite) -> TrialScheduler | None:
         return None
     metric = search_metric(suite)
     grace = suite.search_grace()
-    return PointScheduler(lambda: AsyncHyperBandScheduler(
-        time_attr=TIME_ATTR, metric=metric, mode=metric_sense(metric), max_t=budget.iters, grace_period=grace,
-        reduction_factor=spec.reduction, brackets=1,
-        stop_last_trials=False,  # a sample that reaches the budget ends by itself (and writes its full record)
-    ))
+    return PointScheduler(
+        lambda: AsyncHyperBandScheduler(
+            time_attr=TIME_ATTR,
+            metric=metric,
+            mode=metric_sense(metric),
+            max_t=budget.iters,
+            grace_period=grace,
+            reduction_factor=spec.reduction,
+            brackets=1,
+            stop_last_trials=False,  # a sample that reaches the budget ends by itself (and writes its full record)
+        )
+    )
 
 
 # --- choosing, and the retrain -------------------------------------------------------------------
@@ -221,8 +254,12 @@ def choose(suite: Suite, points: list[Point], trials: list[Trial], records: dict
     choices = []
     for p in points:
         mine = [t for t in trials if t.phase == SEARCH and t.trial_id == p.trial_id(suite.task, f"search{t.sample}")]
-        scored = [(t, records[t.trial_id][metric]) for t in mine
-                  if records.get(t.trial_id, {}).get("status") == "ok" and isinstance(records[t.trial_id].get(metric), (int, float))]
+        scored = [
+            (t, records[t.trial_id][metric])
+            for t in mine
+            if records.get(t.trial_id, {}).get("status") == "ok"
+            and isinstance(records[t.trial_id].get(metric), (int, float))
+        ]
         if not scored:
             choices.append(Choice(p, None, {}, None, 0))
             continue
@@ -245,9 +282,24 @@ def retrain_trials(suite: Suite, choices: list[Choice]) -> list[Trial]:
         for seed in p.seeds:
             if c.sample is not None:
                 arm = "both" if chose_defaults and suite.tune.compare_defaults else "tuned"
-                trials.append(p.trial(suite, seed, "tuned", f"s{seed}", phase=RETRAIN, split="test", arm=arm,
-                                      sample=c.sample, tuned=c.tuned, **_applied(suite, p, drawn or {})))
+                trials.append(
+                    p.trial(
+                        suite,
+                        seed,
+                        "tuned",
+                        f"s{seed}",
+                        phase=RETRAIN,
+                        split="test",
+                        arm=arm,
+                        sample=c.sample,
+                        tuned=c.tuned,
+                        **_applied(suite, p, drawn or {}),
+                    )
+                )
             if suite.tune.compare_defaults and not chose_defaults:
-                trials.append(p.trial(suite, seed, "default", f"s{seed}", phase=RETRAIN, split="test", arm="default",
-                                      tuned=defaults))
+                trials.append(
+                    p.trial(
+                        suite, seed, "default", f"s{seed}", phase=RETRAIN, split="test", arm="default", tuned=defaults
+                    )
+                )
     return trials

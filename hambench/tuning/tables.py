@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 
 from hambench.io import atomic_write
-from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS, VAL_PREFIX
+from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS, TUNE_RESULT_KEYS, VAL_PREFIX
 from hambench.stats import summarize
-from hambench.suite import Suite, Trial
+from hambench.suite import Suite
 from hambench.tasks import PROFILE, get_task, task_order
-from hambench.tuning.trainable import options_json
+from hambench.trial import Trial, options_json
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -37,16 +37,33 @@ def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any],
         err = f"{type(error).__name__}: {error}"
     given = options_json(trial.options)
     row = {
-        "suite": suite.name, "run_id": run_id, "trial_id": trial.trial_id, "task": trial.task,
-        "module": trial.module, "family": trial.family, "backbone": trial.backbone, "head": trial.head,
-        "data": trial.data, "seed": trial.seed,
+        "suite": suite.name,
+        "run_id": run_id,
+        "trial_id": trial.trial_id,
+        "task": trial.task,
+        "module": trial.module,
+        "family": trial.family,
+        "backbone": trial.backbone,
+        "head": trial.head,
+        "data": trial.data,
+        "seed": trial.seed,
         # What the module was built with (a done record from before resolved options: as given).
-        "options": metrics.get("resolved_options") or given, "options_given": given,
-        "iters": metrics.get("iters", metrics.get("iter")), "status": status, "error": err,
-        "node": metrics.get("node"), "device": metrics.get("device"), "device_name": metrics.get("device_name"),
-        "seconds": metrics.get("seconds"), "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
-        "phase": trial.phase, "split": trial.split, "sample": trial.sample, "arm": trial.arm,
-        "tuned": json.dumps(trial.tuned, sort_keys=True, default=str) if trial.tuned else "",
+        "options": metrics.get("resolved_options") or given,
+        "options_given": given,
+        "iters": metrics.get("iters", metrics.get("iter")),
+        "status": status,
+        "error": err,
+        "node": metrics.get("node"),
+        "device": metrics.get("device"),
+        "device_name": metrics.get("device_name"),
+        "seconds": metrics.get("seconds"),
+        "started_at": metrics.get("started_at"),
+        "ended_at": metrics.get("ended_at"),
+        "phase": trial.phase,
+        "split": trial.split,
+        "sample": trial.sample,
+        "arm": trial.arm,
+        "tuned": options_json(trial.tuned) if trial.tuned else "",
     }
     task = get_task(trial.task)
     for col in COST_COLUMNS:
@@ -63,8 +80,12 @@ def _profile_rows(trial: Trial, metrics: dict[str, Any]) -> list[dict[str, Any]]
     rows = json.loads(metrics.get("profile_rows") or "[]")
     given = options_json(trial.options)
     for r in rows:
-        r.update(trial_id=trial.trial_id, node=metrics.get("node"), options=metrics.get("resolved_options") or given,
-                 options_given=given)
+        r.update(
+            trial_id=trial.trial_id,
+            node=metrics.get("node"),
+            options=metrics.get("resolved_options") or given,
+            options_given=given,
+        )
         r["uncounted_ops"] = json.dumps(r.get("uncounted_ops") or [])
     return rows
 
@@ -72,21 +93,21 @@ def _profile_rows(trial: Trial, metrics: dict[str, Any]) -> list[dict[str, Any]]
 def _history_rows(trial: Trial, df: pd.DataFrame | None) -> pd.DataFrame:
     if df is None or df.empty or "iter" not in df.columns:
         return pd.DataFrame()
-    keep = [c for c in df.columns if c == "iter" or (pd.api.types.is_numeric_dtype(df[c]) and c not in _TUNE_COLUMNS)]
+    keep = [
+        c for c in df.columns if c == "iter" or (pd.api.types.is_numeric_dtype(df[c]) and c not in TUNE_RESULT_KEYS)
+    ]
     out = df[keep].dropna(subset=["iter"]).copy()
     out.insert(0, "trial_id", trial.trial_id)
     # After a retry from a checkpoint the steps since that checkpoint are reported again: keep the last.
     return out.drop_duplicates(subset=["trial_id", "iter"], keep="last")
 
 
-_TUNE_COLUMNS = {
-    "timestamp", "time_this_iter_s", "time_total_s", "pid", "training_iteration", "time_since_restore",
-    "iterations_since_restore", "checkpoint_dir_name", "done",
-}
-
-
-def collect_tables(suite: Suite, run_id: str, results: Any, records: dict[str, dict[str, Any]] | None = None,
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def collect_tables(
+    suite: Suite,
+    run_id: str,
+    results: Any,
+    records: dict[str, dict[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """results, profile and history tables from Tune results (one ``ResultGrid`` or several
     chained); each trial appears once. ``records``: done records by trial id, read instead of a
     trial's last Tune result (for a search sample its scheduler stopped, that is a mere step)."""
@@ -114,5 +135,9 @@ def collect_tables(suite: Suite, run_id: str, results: Any, records: dict[str, d
     if "sample" in table:  # a sample index, empty outside the search (not a float)
         table["sample"] = pd.array(table["sample"], dtype="Int64")
     table = table.sort_values(["task", "trial_id"], key=lambda s: s.map(task_order) if s.name == "task" else s)
-    hist = pd.concat([h for h in history if not h.empty], ignore_index=True) if any(not h.empty for h in history) else pd.DataFrame(columns=["trial_id", "iter"])
+    hist = (
+        pd.concat([h for h in history if not h.empty], ignore_index=True)
+        if any(not h.empty for h in history)
+        else pd.DataFrame(columns=["trial_id", "iter"])
+    )
     return table.reset_index(drop=True), prof, hist

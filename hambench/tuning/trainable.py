@@ -33,19 +33,24 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs
 import ray
 from ray import tune
 
+from hambench.device import resolve_device
 from hambench.nodes import node_label
 from hambench.registry import load_plugins
 from hambench.schema import MODEL_COST_COLUMNS
-from hambench.suite import Trial
-from hambench.tasks import Task, get_task
+from hambench.tasks import Callback, Task, get_task, resolved_options
+from hambench.trial import Trial, options_json
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_RESOURCE = "hambench_device"  # one unit per node; see the module docstring
 TRAIN_SHARE = 0.01  # of DEVICE_RESOURCE held by a training trial (up to 100 per node)
@@ -79,16 +84,20 @@ def done_ids(done_uri: str) -> set[str]:
     if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
         return set()
     infos = fs.get_file_info(pyarrow.fs.FileSelector(root))
-    return {i.base_name.removesuffix(".json") for i in infos if i.base_name.endswith(".json") and not i.base_name.startswith(".")}
+    return {
+        i.base_name.removesuffix(".json")
+        for i in infos
+        if i.base_name.endswith(".json") and not i.base_name.startswith(".")
+    }
 
 
 # --- what a trial's task gets ------------------------------------------------------------------
 
 
 @dataclass
-class TrialContext:
-    """What the driver gives every trial, plus where it runs; a task reports and checkpoints
-    through it (it never imports Tune)."""
+class TuneContext:
+    """``hambench.tasks.TrialContext`` over Ray Tune: what the driver gives every trial, plus
+    where it runs; a task reports and checkpoints through it (it never imports Tune)."""
 
     plugins: list[str]  # the driver's --plugin files, absolute
     done_uri: str  # where done records go (the experiment's ``done/``)
@@ -127,7 +136,7 @@ class TrialContext:
                     state["files"][name] = str(into / name)
         return state
 
-    def callback(self) -> Callable[..., None]:
+    def callback(self) -> Callback:
         """A training task's callback: every evaluation becomes a Tune report with the task's
         checkpoint file and its ``artifacts`` (files the report shows, e.g. a GAN's sample grid):
         Tune keeps a checkpoint in the run's storage, where a trial's work folder may not be."""
@@ -161,18 +170,20 @@ def _node_name() -> str:
     return node_label(socket.gethostname(), ray.get_runtime_context().get_node_id())
 
 
-def _train_device(trial: Trial) -> str:
-    return "cuda" if trial.resources.gpu > 0 else "cpu"
+def _train_device(trial: Trial) -> torch.device:
+    """The device a training trial holds: the GPU Ray gave it, else the CPU."""
+    return resolve_device("cuda" if trial.resources.gpu > 0 else "cpu")
 
 
 # --- a training task: config, train, then the trained model's own cost ------------------------
 
 
-def _train(task: Task, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
-    assert task.config_for is not None and task.train is not None and task.model is not None
-    cfg = task.config_for(trial, ctx)
-    final = task.train(cfg, callback=ctx.callback())
-    final.update(_model_cost(trial, lambda device: task.model(cfg, device)))
+def _train(task: Task, trial: Trial, ctx: TuneContext) -> dict[str, Any]:
+    config_for, train, model = task.config_for, task.train, task.model
+    assert config_for is not None and train is not None and model is not None  # a training task (Task checks)
+    cfg = config_for(trial, ctx)
+    final = train(cfg, callback=ctx.callback())
+    final.update(_model_cost(trial, lambda device: model(cfg, device)))
     return _scalars(final)
 
 
@@ -191,7 +202,7 @@ def _model_cost(trial: Trial, build: Callable[[Any], tuple[Any, Any, int | None,
 
     start = time.perf_counter()
     torch.set_num_threads(max(1, int(trial.resources.cpu)))  # the trial's threads (the task may have set others)
-    device = torch.device(_train_device(trial))
+    device = _train_device(trial)
     try:
         model, x, params, shape = build(device)
         cols = {**model_cost(model, x, device=device, params=params, shape=shape), "model_cost_error": ""}
@@ -199,31 +210,6 @@ def _model_cost(trial: Trial, build: Callable[[Any], tuple[Any, Any, int | None,
         cols = {c: None for c in MODEL_COST_COLUMNS} | {"model_cost_error": f"{type(exc).__name__}: {exc}"}
     cols["model_cost_seconds"] = round(time.perf_counter() - start, 3)
     return cols
-
-
-# --- options as built ---------------------------------------------------------------------------
-
-
-def module_width(trial: Trial) -> int | None:
-    """The width (channels) the trial builds its context module at, as its task declares it: the
-    profile shape's C, the seg backbone's head width. None for a GAN, which builds it twice (in G
-    and in D, two widths)."""
-    width = get_task(trial.task).module_width
-    return width(trial) if width is not None else None
-
-
-def resolved_options(trial: Trial) -> dict[str, Any]:
-    """The options the module is really built with (defaults filled in, widths derived from the
-    module's width), as ``hambench.registry.resolve_options`` computes them; the given options
-    where the width is not one number (gan)."""
-    from hambench.registry import resolve_options
-
-    width = module_width(trial)
-    return dict(trial.options) if width is None else resolve_options(trial.module, width, **trial.options)
-
-
-def options_json(options: dict[str, Any]) -> str:
-    return json.dumps(options, sort_keys=True, default=str)
 
 
 # --- the trainable ------------------------------------------------------------------------------
@@ -247,10 +233,15 @@ def run_trial(config: dict[str, Any]) -> None:
         return
 
     start, started_at = time.perf_counter(), time.time()
-    device = trial.profile.device if trial.profile is not None else _train_device(trial)
-    where = {"node": _node_name(), "device": device, "device_name": device_name(torch.device(device))}
-    ctx = TrialContext(plugins=list(config["plugins"]), done_uri=config["done_uri"], data_roots=dict(config["data_roots"]),
-                       where=where, threads=max(1, int(trial.resources.cpu)))
+    device = resolve_device(trial.profile.device) if trial.profile is not None else _train_device(trial)
+    where = {"node": _node_name(), "device": str(device), "device_name": device_name(device)}
+    ctx = TuneContext(
+        plugins=list(config["plugins"]),
+        done_uri=config["done_uri"],
+        data_roots=dict(config["data_roots"]),
+        where=where,
+        threads=max(1, int(trial.resources.cpu)),
+    )
     try:
         resolved = {"resolved_options": options_json(resolved_options(trial))}
     except Exception:  # a bad option: the task raises on it below and records why

@@ -3,8 +3,8 @@
 Importing this file registers ``ContextHead`` and ``LightContextHead`` in mmseg's ``MODELS``, so
 any mmseg config can use a hambench module::
 
-    custom_imports = dict(imports=["hambench.heads"], allow_failed_imports=False)
-    decode_head = dict(type="ContextHead", context="ham-nmf", context_cfg=dict(train_steps=6, eval_steps=7),
+    custom_imports = dict(imports=["hambench.models.heads"], allow_failed_imports=False)
+    decode_head = dict(type="ContextHead", context="ham-nmf", options=dict(train_steps=6, eval_steps=7),
                        in_channels=2048, in_index=3, channels=512, num_classes=150, ...)
 """
 
@@ -28,14 +28,14 @@ class ContextHead(BaseDecodeHead):
 
     Args:
         context: name of a registered context module (``hambench modules list``).
-        context_cfg: its keyword options.
+        options: its keyword options (the suite's ``options``, under the same name).
         context_channels: width the context module runs at (default: ``channels``).
     """
 
     def __init__(
         self,
         context: str = "ham-nmf",
-        context_cfg: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
         context_channels: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -44,7 +44,7 @@ class ContextHead(BaseDecodeHead):
         conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.context_name = context
         self.squeeze = ConvModule(self.in_channels, width, 3, padding=1, **conv)
-        self.context = build_module(context, width, **(context_cfg or {}))
+        self.context = build_module(context, width, **(options or {}))
         self.align = ConvModule(width, self.channels, 3, padding=1, **conv)
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -60,12 +60,17 @@ class LightContextHead(BaseDecodeHead):
     """Light-Ham's multi-level head (Guo et al. 2022) with any context module:
     resize levels to the finest selected one -> concat -> 1x1 squeeze -> context -> 1x1 align
     -> dropout -> classifier. Use ``in_index=[1, 2, 3]`` and ``input_transform='multiple_select'``.
+
+    Args:
+        context: name of a registered context module.
+        options: its keyword options.
+        context_channels: width of the squeeze, the context module and the align input.
     """
 
     def __init__(
         self,
         context: str = "ham-nmf",
-        context_cfg: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
         context_channels: int = 512,
         **kwargs: Any,
     ) -> None:
@@ -74,7 +79,7 @@ class LightContextHead(BaseDecodeHead):
         conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.context_name = context
         self.squeeze = ConvModule(sum(self.in_channels), context_channels, 1, **conv)
-        self.context = build_module(context, context_channels, **(context_cfg or {}))
+        self.context = build_module(context, context_channels, **(options or {}))
         self.align = ConvModule(context_channels, self.channels, 1, **conv)
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:

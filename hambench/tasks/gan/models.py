@@ -52,7 +52,7 @@ def default_context_res(res: int) -> int:
     return min(32, res // 2)
 
 
-def sn_conv(cin: int, cout: int, k: int) -> nn.Conv2d:
+def sn_conv(cin: int, cout: int, k: int) -> nn.Module:
     return spectral_norm(nn.Conv2d(cin, cout, k, padding=k // 2))
 
 
@@ -139,8 +139,15 @@ class Generator(nn.Module):
     """z (B, z_dim), y (B,) -> image (B, 3, res, res) in [-1, 1]."""
 
     def __init__(
-        self, res: int, num_classes: int, *, ch: int = 16, z_dim: int = 128,
-        context: str = "none", context_res: int | None = None, context_opts: dict | None = None,
+        self,
+        res: int,
+        num_classes: int,
+        *,
+        ch: int = 16,
+        z_dim: int = 128,
+        context: str = "none",
+        context_res: int | None = None,
+        options: dict | None = None,
     ) -> None:
         super().__init__()
         check_resolutions(res, context_res)
@@ -150,7 +157,7 @@ class Generator(nn.Module):
         self.linear = spectral_norm(nn.Linear(z_dim, widths[0] * 4 * 4))
         self.blocks = nn.ModuleList(GBlock(a, b, num_classes) for a, b in zip(widths[:-1], widths[1:]))
         self.context_at = g_resolutions(res).index(self.context_res)  # index of the block it follows
-        self.context = context_block(context, widths[self.context_at + 1], context_opts)
+        self.context = context_block(context, widths[self.context_at + 1], options)
         self.bn = nn.BatchNorm2d(widths[-1])
         self.to_rgb = sn_conv(widths[-1], 3, 3)
 
@@ -167,8 +174,14 @@ class Discriminator(nn.Module):
     """image (B, 3, res, res), y (B,) -> logit (B,): linear(phi(x)) + <embed(y), phi(x)> (projection)."""
 
     def __init__(
-        self, res: int, num_classes: int, *, ch: int = 16,
-        context: str = "none", context_res: int | None = None, context_opts: dict | None = None,
+        self,
+        res: int,
+        num_classes: int,
+        *,
+        ch: int = 16,
+        context: str = "none",
+        context_res: int | None = None,
+        options: dict | None = None,
     ) -> None:
         super().__init__()
         check_resolutions(res, context_res)
@@ -179,7 +192,7 @@ class Discriminator(nn.Module):
             for i, (a, b, (_, down)) in enumerate(zip(widths[:-1], widths[1:], D_BLOCKS[res]))
         )
         self.context_at = d_resolutions(res).index(self.context_res)  # the first block that reaches it
-        self.context = context_block(context, widths[self.context_at + 1], context_opts)
+        self.context = context_block(context, widths[self.context_at + 1], options)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1]))
 

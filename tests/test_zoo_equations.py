@@ -1,8 +1,9 @@
-"""More of the zoo: SE, ECA, CBAM, axial attention, Performer, Nyströmformer, external attention
-and double attention, each against a direct restatement of its paper's equations on a small
-input (explicit loops or sums, written independently of the module's vectorised code), plus the
-module contract. That none of them allocates an n x n map is checked by tests/test_allocation.py,
-which covers every registered module.
+"""Zoo modules that no maintained package implements to compare with: SE, ECA, CBAM, axial
+attention, Performer, Nyströmformer, external attention and double attention, each against a
+direct restatement of its paper's equations on a small input (explicit loops or sums, written
+independently of the module's vectorised code). The module contract of every registered module
+is checked by tests/test_module_contract.py, and that none of them allocates an n x n map by
+tests/test_allocation.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-from hambench.check import check_module
 from hambench.modules.channel_attention import eca_kernel_size
 from hambench.modules.efficient_attention import (
     double_normalise,
@@ -24,9 +24,8 @@ from hambench.modules.efficient_attention import (
     orthogonal_gaussian,
     segment_means,
 )
-from hambench.registry import build_module, get_spec
+from hambench.registry import build_module
 
-NEW = ["se", "eca", "cbam", "axial", "performer", "nystromformer", "external-attention", "double-attention"]
 C = 32
 
 
@@ -238,7 +237,7 @@ def test_performer_redraws_in_training_only():
 
 def test_performer_block_approximates_the_softmax_block():
     torch.manual_seed(0)
-    module = build_module("performer", 16, features=32768).eval()  # d = e = 8
+    module = build_module("performer", 16, features=32768, stabiliser=0.0).eval()  # d = e = 8, unbiased
     randomise(module)
     x = 0.5 * inputs(channels=16, height=4, width=5)
     with torch.no_grad():
@@ -356,7 +355,7 @@ def test_double_attention_gathers_then_distributes():
         assert_close(module(x), x + module.out(z.reshape(B, module.width, H, W)))
 
 
-# --------------------------------------------------------------------------------------------- registry and contract
+# --------------------------------------------------------------------------------------------- registration
 
 
 @pytest.mark.parametrize("name", ["axial", "performer", "nystromformer", "double-attention"])
@@ -365,35 +364,3 @@ def test_residual_blocks_start_as_the_identity(name):
     x = inputs()
     with torch.no_grad():
         assert torch.equal(module(x), x)
-
-
-@pytest.mark.parametrize(
-    "name, options, words",
-    [
-        ("se", {"reduction": 0}, "reduction"),
-        ("eca", {"kernel_size": 4}, "kernel_size"),
-        ("cbam", {"kernel_size": 6}, "kernel_size"),
-        ("axial", {"heads": 3}, "heads"),
-        ("performer", {"features": 0}, "features"),
-        ("nystromformer", {"landmarks": 0}, "landmarks"),
-        ("external-attention", {"memory": 0}, "memory"),
-        ("double-attention", {"reduction": 0}, "reduction"),
-    ],
-)
-def test_bad_options_name_the_problem(name, options, words):
-    with pytest.raises(ValueError, match=words):
-        build_module(name, C, **options)
-
-
-@pytest.mark.parametrize("name", NEW)
-def test_registered_family_and_complexity(name):
-    spec = get_spec(name)
-    assert spec.family == ("other" if name in ("se", "eca", "cbam") else "attention")
-    assert spec.complexity == ("O(n*sqrt(n))" if name == "axial" else "O(n)")
-    assert spec.paper
-
-
-@pytest.mark.parametrize("name", NEW)
-def test_contract(name):
-    failures = [f"{r.check}: {r.reason}" for r in check_module(name) if not r.ok]
-    assert not failures, failures

@@ -18,7 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hambench.tasks.seg import Callback, SegConfig, run_seg
+from hambench.tasks import Callback
+from hambench.tasks.seg.config import SegConfig
+from hambench.tasks.seg.loop import run_seg
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -26,8 +28,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
 
     cfg = SegConfig(**config)
-    history: list[dict] = []
-    final = run_seg(cfg, lambda metrics, _checkpoint: history.append(metrics), distributed=True)
+    history: list[dict[str, Any]] = []
+    final = run_seg(cfg, lambda metrics, _checkpoint, _files: history.append(metrics), distributed=True)
     # Ray Train keeps reported metrics only together with a checkpoint: rank 0 reports its
     # results as a small checkpoint folder (the model checkpoints stay in the work dir);
     # every worker calls report, as Ray Train expects.
@@ -39,7 +41,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         ray.train.report({"mIoU": final["mIoU"]}, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
-def train_seg_ddp(cfg: SegConfig, callback: Callback | None = None) -> dict:
+def train_seg_ddp(cfg: SegConfig, callback: Callback | None = None) -> dict[str, Any]:
     """Train ``cfg`` on ``cfg.workers`` Ray Train workers and return rank 0's final metrics.
 
     ``callback`` is replayed on the driver after training, once per evaluation in order, with
@@ -49,7 +51,7 @@ def train_seg_ddp(cfg: SegConfig, callback: Callback | None = None) -> dict:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    use_gpu = cfg.resolved_device() == "cuda"
+    use_gpu = cfg.resolved_device().type == "cuda"
     work_dir = Path(cfg.work_dir).resolve()
     started_ray = not ray.is_initialized()  # a Tune trial already runs inside Ray; the CLI starts a local one
     if started_ray:
@@ -58,8 +60,11 @@ def train_seg_ddp(cfg: SegConfig, callback: Callback | None = None) -> dict:
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config=worker_cfg,
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
-                                     resources_per_worker={"GPU": 1, "CPU": 1} if use_gpu else {"CPU": 1}),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"GPU": 1, "CPU": 1} if use_gpu else {"CPU": 1},
+        ),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(storage_path=str(work_dir / "ray"), name="ddp"),
     )
@@ -74,6 +79,6 @@ def train_seg_ddp(cfg: SegConfig, callback: Callback | None = None) -> dict:
     for row in results["history"]:
         if callback is not None:
             checkpoint = work_dir / f"iter_{row['iter']}.pth"
-            callback(row, str(checkpoint) if checkpoint.is_file() else None)
+            callback(row, str(checkpoint) if checkpoint.is_file() else None, ())
     final["world_size"] = cfg.workers
     return final

@@ -10,7 +10,10 @@ import yaml
 
 from hambench.cli.main import main
 from hambench.cli.suites import suite_template
-from hambench.suite import Budget, Grid, ProfileSpec, Resources, Suite, TuneSpec, expand, load_suite
+from hambench.suite import Grid, Suite, TuneSpec, load_suite
+from hambench.tasks import get_task
+from hambench.trial import Budget, ProfileSpec, Resources
+from hambench.tuning.plan import expand
 
 
 def uncomment(text: str) -> str:
@@ -49,7 +52,7 @@ def test_template_with_every_line_uncommented_is_a_valid_suite(tmp_path: Path) -
     # Every key of the schema is in the template, and every optional one shows its default.
     assert set(data) == set(Suite.model_fields)
     assert set(data["grid"]) == set(Grid.model_fields)
-    assert set(data["budget"]) == set(Budget.model_fields) - {"res"}  # a seg suite; gan's res is in a comment
+    assert set(data["budget"]) == set(get_task("seg").budget.model_fields)  # a seg suite; gan's res is in a comment
     assert set(data["profile"]) == set(ProfileSpec.model_fields)
     assert ProfileSpec(**data["profile"]) == ProfileSpec() and Resources(**data["resources"]) == Resources()
     as_written = load_suite(write(tmp_path / "plain.yaml", suite_template("demo")))
