@@ -1,13 +1,15 @@
 """How far does a trained segmentor look? The effective receptive field (Luo et al., NeurIPS 2016)
-of a checkpoint on ``synthetic-context``: the gradient of the centre pixel's logits with respect
+of a checkpoint on ``synthetic-context`` or ``synthetic-recall``: the gradient of the centre pixel's logits with respect
 to the input, in absolute value, summed over channels and over validation images, and the radii
-(around that pixel) holding 95% and 99% of it. Beside it: how far the objects lie from the key.
+(around that pixel) holding 95% and 99% of it. Beside it: how far the objects lie from the key
+(synthetic-recall: from the nearest key pixel).
 
 ``synthetic-context`` needs global context when the ``none`` model's 95% radius is well below the
 object-to-key distances: such a head cannot see the key from most object pixels.
 
     python benchmarks/synthetic_context_gap.py --modules none --seeds 0        # trains work_dirs/.../none_s0
     python benchmarks/receptive_field.py work_dirs/synthetic_context_gap/none_s0/iter_600.pth
+    python benchmarks/receptive_field.py CKPT --data synthetic-recall --data-option keys=1
 """
 
 from __future__ import annotations
@@ -73,31 +75,47 @@ def object_distances(labels: list[np.ndarray], images: torch.Tensor) -> np.ndarr
     return np.concatenate(out)
 
 
+def recall_distances(labels: list[np.ndarray]) -> np.ndarray:
+    """synthetic-recall: distance of every object pixel to the nearest key pixel of its image (the
+    validation annotation marks the keys 0, unscored, and the objects 2 and up)."""
+    out = []
+    for label in labels:
+        keys, objects = np.argwhere(label == 0), np.argwhere(label >= 2)
+        gaps = np.sqrt(((objects[:, None, :] - keys[None, :, :]) ** 2).sum(-1))
+        out.append(gaps.min(axis=1))
+    return np.concatenate(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
     p.add_argument("--context", default="none")
     p.add_argument("--backbone", default="tiny-d8")
-    p.add_argument("--seed", type=int, default=0, help="the synthetic-context seed whose validation images are used")
+    p.add_argument("--seed", type=int, default=0, help="the data set's seed whose validation images are used")
+    p.add_argument("--data", default="synthetic-context", choices=["synthetic-context", "synthetic-recall"])
+    p.add_argument("--data-option", action="append", default=[], help="KEY=VALUE, e.g. keys=1 (repeatable)")
     p.add_argument("--images", type=int, default=64)
     args = p.parse_args()
 
     torch.set_num_threads(1)
-    num_classes = dataset_spec("synthetic-context").num_classes
+    options = {k: int(v) for k, v in (o.split("=", 1) for o in args.data_option)}
+    num_classes = dataset_spec(args.data).num_classes
     model = build_segmentor(segmentor_cfg(args.backbone, args.context, num_classes=num_classes))
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     model.load_state_dict(state)
     model.eval()
-    x, labels = load_images(prepare_data("synthetic-context", None, args.seed), args.images)
+    x, labels = load_images(prepare_data(args.data, None, args.seed, options), args.images)
     grad = gradient_map(model, x)
-    dist = object_distances(labels, x)
-    print(f"{args.context} on {args.backbone}, {args.images} validation images of seed {args.seed}")
+    dist = object_distances(labels, x) if args.data == "synthetic-context" else recall_distances(labels)
+    where = "the key's centre" if args.data == "synthetic-context" else "the nearest key pixel"
+    data = " ".join([args.data, *(f"{k}={v}" for k, v in options.items())])
+    print(f"{args.context} on {args.backbone}, {args.images} validation images of {data}, seed {args.seed}")
     print(
         f"effective receptive field: 95% of the gradient within {radius_holding(grad, 0.95):.1f} px, "
         f"99% within {radius_holding(grad, 0.99):.1f} px"
     )
     print(
-        f"object pixels to the key's centre: min {dist.min():.1f} px, 10th percentile "
+        f"object pixels to {where}: min {dist.min():.1f} px, 10th percentile "
         f"{np.percentile(dist, 10):.1f} px, median {np.median(dist):.1f} px"
     )
 

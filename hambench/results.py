@@ -102,7 +102,9 @@ def normalise_results(df: pd.DataFrame) -> pd.DataFrame:
     for col in read_columns():
         if col not in df.columns:
             df[col] = pd.NA
+    # Options in one spelling; a table from before data-set options had none: "{}", so it pools with a new one.
     df["options"] = df["options"].map(canonical_options)
+    df["data_options"] = df["data_options"].map(canonical_options)
     return df
 
 

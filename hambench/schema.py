@@ -53,6 +53,7 @@ TRIAL_COLUMNS = [
     "backbone",
     "head",
     "data",
+    "data_options",  # JSON: the data set's options (a probe's level; {}: none)
     "seed",
     "options",  # what the module was built with (defaults filled in, widths derived)
     "options_given",  # what the suite gave
@@ -103,7 +104,17 @@ MODEL_COST_COLUMNS = [
 ]
 # Written by every run today, absent from older tables; readers do not invent them (an empty
 # ``head`` would read as a head named NA).
-LATER_COLUMNS = ("head", "options_given", "started_at", "ended_at", "phase", "split", "sample", "arm", "tuned")
+LATER_COLUMNS = (
+    "head",
+    "options_given",
+    "started_at",
+    "ended_at",
+    "phase",
+    "split",
+    "sample",
+    "arm",
+    "tuned",
+)
 
 # The context module's MAC count as the summary and the report read it: torchprofile's (the tool
 # the published VAN tables used), else fvcore's (``hambench.results.with_macs`` adds it).

@@ -35,6 +35,7 @@ from scipy import stats as sps
 from hambench.results import by_arm, json_object, normalise_results, reported_rows, with_macs
 from hambench.schema import MACS, MODEL_COSTS
 from hambench.tasks import PROFILE, Sense, metric_sense, task_metrics
+from hambench.trial import data_label
 
 CONFIDENCE = 0.95  # of the intervals
 ALPHA = 0.05  # of the Welch test behind the ranks
@@ -51,6 +52,7 @@ ALPHA = 0.05  # of the Welch test behind the ranks
 CONFIG_KEYS = (
     "task",
     "data",
+    "data_options",
     "module",
     "family",
     "backbone",
@@ -63,7 +65,7 @@ CONFIG_KEYS = (
 )
 # Ranks compare configurations of one task, data set, metric and arm (a tuned suite ranks its
 # chosen configurations against each other, and its defaults against each other).
-RANK_WITHIN = ("task", "data", "metric", "arm")
+RANK_WITHIN = ("task", "data", "data_options", "metric", "arm")
 # Costs carried into the summary: the module's (measured by its profiling trial; ``macs`` is
 # torchprofile's count else fvcore's, hambench.results.with_macs) and the whole model's where the
 # task measured it (hambench.schema.MODEL_COSTS).
@@ -137,6 +139,33 @@ def rank_with_ties(intervals: Sequence[Interval], direction: Sense, alpha: float
     return ranks
 
 
+# --- learning speed ---------------------------------------------------------------------------
+
+
+def curve_area(iters: Sequence[float], values: Sequence[float]) -> float:
+    """The normalised area under a learning curve: the trapezoid integral of ``values`` over
+    ``iters`` from the first evaluation to the last, divided by that span. In the metric's own
+    units: a run that reached its final score by the first evaluation scores that score; one that
+    got there only at the end scores less. Fewer than two evaluations (NaN values dropped, one per
+    iteration, the last kept): NaN.
+
+    An area rather than "iterations to a threshold": it uses every evaluation, needs no threshold
+    chosen per task or level, and is defined for a run that never reaches a threshold (which
+    would be censored)."""
+    curve = pd.DataFrame(
+        {
+            "t": pd.to_numeric(pd.Series(list(iters)), errors="coerce"),
+            "v": pd.to_numeric(pd.Series(list(values)), errors="coerce"),
+        }
+    ).dropna()
+    curve = curve.drop_duplicates("t", keep="last").sort_values("t")
+    if len(curve) < 2:
+        return math.nan
+    t, v = curve["t"].to_numpy(float), curve["v"].to_numpy(float)
+    area = float(np.sum((v[1:] + v[:-1]) * np.diff(t)) / 2)  # the trapezoid rule (numpy 1.x has no trapezoid)
+    return area / float(t[-1] - t[0])
+
+
 # --- tables -----------------------------------------------------------------------------------
 
 
@@ -202,6 +231,7 @@ def reported_metrics(task: str, ok: pd.DataFrame) -> list[str]:
 SUMMARY_COLUMNS = [
     "task",
     "data",
+    "data_options",
     "arm",
     "module",
     "family",
@@ -294,12 +324,20 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     # Best first within each task, data set and metric: by rank, then by mean (unranked last).
     out["_rank"] = out["rank"].astype("Float64").fillna(math.inf)
     out["_mean"] = out["mean"] * np.where(out["sense"] == "max", -1.0, 1.0)
-    out["_other"] = ~out["headline"].astype(bool)  # the headline metric's rows first
+    out["_other"] = [  # the metrics in the order their task declares them (the headline first)
+        _metric_order(str(t), str(m)) for t, m in zip(out["task"], out["metric"].fillna(""))
+    ]
     out["_arm"] = out["arm"].astype("string").fillna("")  # tuned before default
     out["_arm"] = out["_arm"].map({"tuned": "0", "default": "1"}).fillna(out["_arm"])
-    keys = ["task", "data", "_arm", "_other", "metric", "_rank", "_mean", "module", "options"]
+    keys = ["task", "data", "data_options", "_arm", "_other", "metric", "_rank", "_mean", "module", "options"]
     out = out.sort_values(keys, na_position="last")
     return out.drop(columns=["_rank", "_mean", "_other", "_arm"]).reset_index(drop=True)
+
+
+def _metric_order(task: str, metric: str) -> int:
+    """Where ``metric`` comes among ``task``'s declared metrics (undeclared: after them)."""
+    declared = task_metrics(task)
+    return declared.index(metric) if metric in declared else len(declared)
 
 
 def _values_text(values: object) -> str:
@@ -404,6 +442,11 @@ def options_label(module: str, options: object) -> str:
 # a plain grid), and what a table's title says of each.
 ARMS = ("tuned", "default", "")
 ARM_TITLES = {"tuned": ", chosen on validation, scored on test", "default": ", defaults, scored on test", "": ""}
+
+
+def data_title(data: object, data_options: object) -> str:
+    """A data set and its options as a comparison's name: ``synthetic-recall keys=2``."""
+    return data_label(str(data), json_object(data_options) or {})
 
 
 def tuned_label(tuned: object) -> str:

@@ -104,6 +104,7 @@ class Trial(Strict):
     head: str
     data: str
     seed: int
+    data_options: dict[str, Any] = Field(default_factory=dict)  # the data set's knobs (a probe's level)
     pretrained: str | None = None
     task_options: dict[str, Any] = Field(default_factory=dict)
     budget: Budget | None = None
@@ -125,3 +126,9 @@ class Trial(Strict):
 def options_json(options: dict[str, Any]) -> str:
     """A module's options as the results table stores them: JSON with sorted keys (one spelling)."""
     return json.dumps(options, sort_keys=True, default=str)
+
+
+def data_label(data: str, options: dict[str, Any]) -> str:
+    """A data set and its options as one name: ``synthetic-recall keys=2`` (no options: the name).
+    It keys the roots the driver prepares and names a comparison in tables."""
+    return " ".join([data, *(f"{k}={v}" for k, v in sorted(options.items()))])

@@ -23,11 +23,12 @@ from plotly.offline import get_plotlyjs
 from hambench.io import atomic_write_text
 from hambench.reports.artifacts import artifacts_sections
 from hambench.reports.figures import build_figures
+from hambench.reports.levels import levels_section
 from hambench.reports.markup import e, figure_div, number, table
 from hambench.reports.runs import Runs, load_runs, run_axes, run_references
 from hambench.reports.tuning import tuning_section
 from hambench.results import with_macs
-from hambench.stats import ARM_TITLES, format_mean_ci, format_rank, options_label, summarize, tuned_label
+from hambench.stats import ARM_TITLES, data_title, format_mean_ci, format_rank, options_label, summarize, tuned_label
 from hambench.tasks import PROFILE, default_fronts
 from hambench.units import si
 
@@ -146,6 +147,7 @@ def ranking_section(runs: Runs) -> str:
         return "\n".join(out + ["</section>"])
     out.append(f"<p class='muted'>{RANKING_RULE}</p>")
     rows = rows.assign(arm=rows["arm"].astype("string").fillna("") if "arm" in rows else "")
+    rows = rows.assign(data=[data_title(d, o) for d, o in zip(rows["data"], rows.get("data_options", ""))])
     for (task, data, arm, metric), grp in rows.groupby(["task", "data", "arm", "metric"], sort=False, dropna=False):
         better = "higher" if grp["sense"].iloc[0] == "max" else "lower"
         out.append(f"<h3>{e(task)} on {e(data)}{ARM_TITLES.get(str(arm), '')}: {e(metric)} ({better} is better)</h3>")
@@ -456,6 +458,7 @@ def report_html(
 <p class="muted">{len(runs.meta)} run(s): {e(run_list)} · generated {e(generated)} ·
 plotly {e(plotly.__version__)}</p>
 {ranking_section(runs)}
+{levels_section(summarize(runs.results))}
 {tuning_section(runs)}
 {artifacts_sections(runs.results, runs.meta, summarize(runs.results))}
 {pareto_section(figures, axis_notes)}

@@ -21,6 +21,7 @@ from hambench.tuning.plan import expand
 SHIPPED = [
     "quickstart",
     "synthetic-pareto",
+    "context-probes",
     "module-cost",
     "ade20k-pareto",
     "voc-ablation",
@@ -51,7 +52,7 @@ MINIMAL = """
 
 def _grid_points(suite) -> tuple[set, set]:
     """What a suite should expand into, worked out from its grid here: the training points
-    (module, options, backbone, data, seed) and the profiled (module, options)."""
+    (module, options, backbone, data, data options, seed) and the profiled (module, options)."""
     train, profiled = set(), set()
     for grid in suite.grid:
         keys = list(grid.options)
@@ -60,7 +61,8 @@ def _grid_points(suite) -> tuple[set, set]:
                 for opts in entry.points():
                     point = (entry.name, json.dumps({**dict(zip(keys, values)), **opts}, sort_keys=True))
                     profiled.add(point)
-                    train |= {(*point, b, d, s) for b in grid.backbones for d in grid.data for s in grid.seeds}
+                    data = [(d.name, json.dumps(o, sort_keys=True)) for d in grid.data for o in d.points()]
+                    train |= {(*point, b, *d, s) for b in grid.backbones for d in data for s in grid.seeds}
     return train, profiled
 
 
@@ -72,7 +74,11 @@ def test_a_shipped_suite_expands_into_its_grid_product(name: str) -> None:
     assert len({t.trial_id for t in trials}) == len(trials), f"{name}: duplicate trial ids"
     key = lambda t: (t.module, json.dumps(t.options, sort_keys=True))  # noqa: E731
     train, profiled = _grid_points(suite)
-    trained = [(*key(t), t.backbone, t.data, t.seed) for t in trials if t.task != "profile"]
+    trained = [
+        (*key(t), t.backbone, t.data, json.dumps(t.data_options, sort_keys=True), t.seed)
+        for t in trials
+        if t.task != "profile"
+    ]
     assert sorted(trained) == sorted(train if suite.task != "profile" else ())  # each point once
     profiles = [t for t in trials if t.task == "profile"]
     assert sorted(map(key, profiles)) == sorted(profiled if suite.profile else ())
@@ -273,7 +279,7 @@ def test_a_two_line_suite_takes_its_tasks_defaults(tmp_path: Path) -> None:
     ]
     gan = load_suite(write(tmp_path, "name: g\ntask: gan\ngrid: {modules: [none]}\nbudget: {iters: 40}\n"))
     assert gan.budget == Budget(iters=40, eval_interval=10, batch=8)  # the task's batch, a quarter of iters
-    assert gan.grid[0].data == ["synthetic-shapes"] and gan.grid[0].backbones == ["none"]
+    assert [d.name for d in gan.grid[0].data] == ["synthetic-shapes"] and gan.grid[0].backbones == ["none"]
     given = load_suite(write(tmp_path, "name: e\ngrid: {modules: [none]}\nbudget: {iters: 40, eval_interval: 7}\n"))
     assert given.budget.eval_interval == 7
 
@@ -301,8 +307,8 @@ def test_every_bad_grid_value_is_reported_at_once_module_first(tmp_path: Path) -
         rest[2].strip().startswith("grid[0].backbones[1]: unknown backbone 'resnet9'; valid: ") and "tiny-d8" in rest[2]
     )
     assert (
-        rest[3].strip()
-        == "grid[0].data[0]: unknown data set 'ade'; valid: synthetic-context, ade20k, voc-aug, pascal-context"
+        rest[3].strip() == "grid[0].data[0]: unknown data set 'ade'; valid: "
+        "synthetic-context, synthetic-recall, ade20k, voc-aug, pascal-context"
     )
     assert rest[4].strip() == "name: Field required"
     named = write(tmp_path, 'name: n\ngrid: {modules: [none], backbones: [timm:resnet18, "timm:"]}\n')

@@ -35,7 +35,7 @@ def test_template_as_written_is_a_seg_suite_with_the_tasks_defaults(tmp_path: Pa
     suite = load_suite(write(tmp_path / "demo.yaml", suite_template("demo")))
     assert suite.task == "seg" and suite.description == "" and suite.profile is None
     assert suite.budget == Budget(iters=1200, eval_interval=300, batch=4)
-    assert suite.grid[0].backbones == ["tiny-d8"] and suite.grid[0].data == ["synthetic-context"]
+    assert suite.grid[0].backbones == ["tiny-d8"] and [d.name for d in suite.grid[0].data] == ["synthetic-context"]
     trials = expand(suite)
     assert [t.module for t in trials] == ["ham-nmf", "nonlocal", "none"]
     assert all(t.data == "synthetic-context" and t.budget == suite.budget for t in trials)

@@ -91,12 +91,13 @@ def print_summary(summary: pd.DataFrame) -> None:
     import pandas as pd
 
     from hambench.cli import console
-    from hambench.stats import ARMS
+    from hambench.stats import ARMS, data_title
     from hambench.tasks import task_metrics
 
     out = console()
     summary = summary.assign(arm=summary["arm"].astype("string").fillna("") if "arm" in summary else "")
-    for (task, data), by_data in summary.groupby(["task", "data"], sort=True, dropna=False):
+    summary = summary.assign(data=[data_title(d, o) for d, o in zip(summary["data"], summary.get("data_options", ""))])
+    for (task, data), by_data in summary.groupby(["task", "data"], sort=False, dropna=False):
         if not task_metrics(str(task)):  # a task with no accuracy metric has costs only
             out.print(_cost_table(by_data[by_data["headline"].astype(bool)] if "headline" in by_data else by_data))
             continue

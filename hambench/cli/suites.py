@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hambench.cli import UserError, console
 from hambench.suite import SuiteError, grid_points, load_suite, resolve_suite_path, shipped_suites, smoke
-from hambench.trial import Budget
+from hambench.trial import Budget, data_label
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def run_show(args: argparse.Namespace) -> int:
             t.module,
             yaml.safe_dump(t.options, default_flow_style=True).strip() if t.options else "",
             t.backbone,
-            t.data,
+            data_label(t.data, t.data_options),
             str(t.seed),
             budget,
             res,
@@ -130,8 +130,9 @@ name: @NAME@                       # letters, digits, . _ -; the run directory i
 grid:                             # one grid, or a list of grids (their union)
   modules: [ham-nmf, nonlocal, none]  # `hambench modules list`; with options: {name: ham-cd, options: {rank: [32, 64]}}
   # backbones: [tiny-d8]          # seg: the segmentor's backbones (tiny-d8 trains on a CPU)
-  # data: [synthetic-context]     # seg: synthetic-context (generated) | ade20k | voc-aug | pascal-context
-  #                               # (real sets: --data-root); gan: synthetic-shapes (the default) | image-folder
+  # data: [synthetic-context]     # seg: synthetic-context | synthetic-recall (generated) | ade20k | voc-aug |
+  #                               # pascal-context (real sets: --data-root); gan: synthetic-shapes | image-folder;
+  #                               # a generated set's options: {name: synthetic-recall, options: {keys: [1, 2, 3]}}
   # seeds: 1                      # a count (3: seeds 0, 1, 2) or a list of distinct seeds, [0, 3]
   # options: {}                   # options applied to every module of this grid, e.g. {rank: [32, 64]}
   # head: context                 # seg decode head: context | single | light

@@ -29,11 +29,15 @@ adding the test split left the training and validation images as they were.
 Each (seed, size, counts) set is generated once, deterministically, into a cache folder.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -47,6 +51,7 @@ KEY_COLOURS = np.array([[220, 40, 40], [40, 80, 230]], dtype=np.float32)
 OBJECT_GREY = 200.0  # every object, whatever its group
 MIN_KEY_DISTANCE = 0.4  # objects keep at least this fraction of the image size from the key's centre
 KEY_SIZE = 1 / 16  # the key's half-width, as a fraction of the image size
+Sample = tuple[np.ndarray, np.ndarray]  # (image (H, W, 3) uint8, annotation (H, W) uint8)
 
 
 def default_cache_dir() -> Path:
@@ -119,14 +124,63 @@ def make_sample(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, n
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def _write_split(root: Path, split: str, n: int, size: int, rng: np.random.Generator) -> None:
+def _write_split(
+    root: Path,
+    split: str,
+    n: int,
+    sample: Callable[[np.random.Generator, str], Sample],
+    rng: np.random.Generator,
+    prefix: str,
+) -> None:
     (root / "images" / split).mkdir(parents=True)
     (root / "annotations" / split).mkdir(parents=True)
     for i in range(n):
-        image, label = make_sample(rng, size)
-        stem = f"synctx_{split[:5]}_{i:06d}"
+        image, label = sample(rng, split)
+        stem = f"{prefix}_{split[:5]}_{i:06d}"
         Image.fromarray(image).save(root / "images" / split / f"{stem}.jpg", quality=95)
         Image.fromarray(label).save(root / "annotations" / split / f"{stem}.png")
+
+
+def write_generated(
+    name: str,
+    folder: str,
+    root: str | Path | None,
+    sample: Callable[[np.random.Generator, str], Sample],
+    *,
+    seed: int,
+    counts: tuple[int, int, int],
+    meta: dict[str, Any],
+    prefix: str | None = None,
+) -> Path:
+    """Write a generated data set once and return its root: ``counts`` = (training, validation,
+    test) samples of ``sample(rng, split)``, drawn from one stream seeded ``seed`` in that order (so the
+    test split never changes the other two), in the ADE20K layout plus ``images/test``. Without
+    ``root`` it goes to ``$HAMBENCH_CACHE`` (default ``~/.cache/hambench``) under ``name/folder``.
+    The folder is written in a temporary sibling and renamed into place, so a half-written set
+    is never seen."""
+    if min(counts) < 0:
+        n_train, n_val, n_test = counts
+        raise ValueError(f"{name}: image counts must be >= 0; got n_train={n_train}, n_val={n_val}, n_test={n_test}")
+    root = Path(root) if root is not None else default_cache_dir() / name / folder
+    if (root / "meta.json").is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        rng = np.random.default_rng(seed)
+        for split, n in zip(("training", "validation", "test"), counts):  # one stream, in this order
+            _write_split(tmp, split, n, sample, rng, prefix or name)
+        n_train, n_val, n_test = counts
+        meta = meta | dict(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, root)  # atomic when root does not exist yet
+        except OSError:
+            if not (root / "meta.json").is_file():  # a real failure, not a concurrent writer
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
 
 
 def make_synthetic_context(
@@ -141,44 +195,17 @@ def make_synthetic_context(
     """Generate (once) and return the data root of ``synthetic-context`` for ``seed``.
 
     Without ``root`` it goes to ``$HAMBENCH_CACHE`` (default ``~/.cache/hambench``) under
-    ``synthetic-context/v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}``. The folder is
-    written in a temporary sibling and renamed into place, so a half-written set is never seen.
+    ``synthetic-context/v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}`` (``write_generated``).
     The test split is drawn after the other two, so ``n_test`` (0 included) never changes them.
     """
-    if min(n_train, n_val, n_test) < 0:
-        raise ValueError(
-            f"synthetic-context: image counts must be >= 0; got n_train={n_train}, n_val={n_val}, n_test={n_test}"
-        )
-    if root is None:
-        name = f"v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}"
-        root = default_cache_dir() / "synthetic-context" / name
-    root = Path(root)
-    if (root / "meta.json").is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:
-        rng = np.random.default_rng(seed)
-        # One stream, in this order: the test split comes last so it leaves the others unchanged.
-        _write_split(tmp, "training", n_train, size, rng)
-        _write_split(tmp, "validation", n_val, size, rng)
-        _write_split(tmp, "test", n_test, size, rng)
-        meta = dict(
-            name="synthetic-context",
-            version=VERSION,
-            seed=seed,
-            size=size,
-            n_train=n_train,
-            n_val=n_val,
-            n_test=n_test,
-            classes=list(CLASSES),
-        )
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        try:
-            os.replace(tmp, root)  # atomic when root does not exist yet
-        except OSError:
-            if not (root / "meta.json").is_file():  # a real failure, not a concurrent writer
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    meta = dict(name="synthetic-context", version=VERSION, size=size, classes=list(CLASSES))
+    return write_generated(
+        "synthetic-context",
+        f"v{VERSION}-s{size}-n{n_train}-{n_val}-{n_test}-seed{seed}",
+        root,
+        lambda rng, split: make_sample(rng, size),
+        seed=seed,
+        counts=(n_train, n_val, n_test),
+        meta=meta,
+        prefix="synctx",
+    )

@@ -27,6 +27,7 @@ def grid_errors(grids: Mapping[int, Any], task: str) -> list[str]:
     ``grids``: index -> a parsed ``hambench.suite.Grid``."""
     declared = get_task(task).grid_choices
     choices = dict(declared()) if declared is not None else {}
+    option_errors = get_task(task).data_option_errors
     errors = []
     for g, grid in grids.items():
         for m, entry in enumerate(grid.modules):
@@ -44,9 +45,19 @@ def grid_errors(grids: Mapping[int, Any], task: str) -> list[str]:
             given = getattr(grid, axis)
             named = enumerate(given) if isinstance(given, list) else [(None, given)]  # a list axis, or one value (head)
             for i, value in named:
+                value = getattr(value, "name", value)  # a data entry: its name; its options below
                 if not _choice_ok(value, list(values)):
                     where = f"grid[{g}].{axis}" + (f"[{i}]" if i is not None else "")
                     errors.append(f"{where}: unknown {_NOUNS.get(axis, axis)} {value!r}; valid: {', '.join(values)}")
+        for d, entry in enumerate(grid.data):
+            points = [p for p in entry.points() if p]
+            if not points or ("data" in choices and not _choice_ok(entry.name, list(choices["data"]))):
+                continue  # no options, or an unknown data set (reported above)
+            if option_errors is None:
+                errors.append(f"grid[{g}].data[{d}].options: task {task}'s data sets take no options")
+                continue
+            found = dict.fromkeys(e for p in points for e in option_errors(entry.name, p))
+            errors.extend(f"grid[{g}].data[{d}].options: {e}" for e in found)
     return errors
 
 

@@ -89,11 +89,13 @@ class Point(Strict):
     head: str
     data: str
     seeds: list[int]
+    data_options: dict[str, Any] = Field(default_factory=dict)
     pretrained: str | None = None
     task_options: dict[str, Any] = Field(default_factory=dict)
 
     def trial_id(self, task: str, *rest: Any) -> str:
-        parts = [p for p in (self.backbone, self.head) if p not in ("none", "context")] + [self.data, *rest]
+        data = [self.data, *(f"{k}={v}" for k, v in sorted(self.data_options.items()))]
+        parts = [p for p in (self.backbone, self.head) if p not in ("none", "context")] + [*data, *rest]
         return _trial_id(task, self.module, self.options, *parts)
 
     def trial(self, suite: Suite, seed: int, *rest: Any, **fields: Any) -> Trial:
@@ -110,7 +112,7 @@ class Point(Strict):
 
 
 def grid_points(suite: Suite, *, only: list[str] | None = None, source: str | None = None) -> list[Point]:
-    """The suite's grid points (module x options x backbone x data; seeds ride along), each once,
+    """The suite's grid points (module x options x backbone x data and its options; seeds ride along), each once,
     checked: every bad grid value at once, ``only`` naming modules of the suite."""
     where0 = source or suite.name
     errors = grid_errors(dict(enumerate(suite.grid)), suite.task)
@@ -122,7 +124,8 @@ def grid_points(suite: Suite, *, only: list[str] | None = None, source: str | No
             where = f"{where0}: grid[{g}].modules[{m}]"
             for opts in ({**g_opts, **e_opts} for g_opts in option_points(grid.options) for e_opts in entry.points()):
                 family = _check_module(entry.name, opts, where)
-                for backbone, data in itertools.product(grid.backbones, grid.data):
+                data_points = [(d.name, o) for d in grid.data for o in d.points()]
+                for backbone, (data, data_options) in itertools.product(grid.backbones, data_points):
                     point = Point(
                         module=entry.name,
                         family=family,
@@ -130,6 +133,7 @@ def grid_points(suite: Suite, *, only: list[str] | None = None, source: str | No
                         backbone=backbone,
                         head=grid.head,
                         data=data,
+                        data_options=data_options,
                         seeds=grid.seeds,
                         pretrained=grid.pretrained,
                         task_options=grid.task_options,

@@ -54,6 +54,23 @@ class ModuleEntry(Strict):
         return list(self.options) if isinstance(self.options, list) else option_points(self.options)
 
 
+class DataEntry(Strict):
+    """A data set of the grid with options of its own (hambench.data.DATA_OPTIONS), as a module
+    entry: a mapping of value lists (their product: ``{keys: [1, 2, 4]}`` is three levels) or a
+    list of mappings (explicit points)."""
+
+    name: str
+    options: dict[str, list[Any]] | list[dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _listify(cls, options: Any) -> Any:
+        return _listify_values(options)
+
+    def points(self) -> list[dict[str, Any]]:
+        return list(self.options) if isinstance(self.options, list) else option_points(self.options)
+
+
 class Grid(Strict):
     """One grid: the product of its axes. A suite may hold several (their union)."""
 
@@ -62,18 +79,18 @@ class Grid(Strict):
     head: str = (
         "context"  # the task's head variant, checked against its grid_choices (seg: hambench.models.segmentor.HEADS)
     )
-    data: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    data: list[DataEntry] = Field(default_factory=lambda: [DataEntry(name="none")], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0])  # `seeds: 5` means [0, 1, 2, 3, 4]
     options: dict[str, list[Any]] = Field(default_factory=dict)  # applied to every module here
     pretrained: str | None = None  # a local checkpoint for the backbone; nothing is downloaded
     task_options: dict[str, Any] = Field(default_factory=dict)  # extra fields of the task's config (SegConfig, ...)
 
-    @field_validator("modules", mode="before")
+    @field_validator("modules", "data", mode="before")
     @classmethod
-    def _names_to_entries(cls, modules: Any) -> Any:
-        if isinstance(modules, list):
-            return [{"name": m} if isinstance(m, str) else m for m in modules]
-        return modules
+    def _names_to_entries(cls, entries: Any) -> Any:
+        if isinstance(entries, list):
+            return [{"name": m} if isinstance(m, str) else m for m in entries]
+        return entries
 
     @field_validator("options", mode="before")
     @classmethod

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from hambench.trial import Budget, TaskBudget, Trial
+from hambench.trial import Budget, TaskBudget, Trial, data_label
 
 Sense = Literal["max", "min"]
 PROFILE = "profile"  # the task of a suite's profiling trials (one per module and options, any suite)
@@ -40,12 +40,16 @@ class TaskError(ValueError):
 class Metric:
     """An accuracy metric a task reports. ``column``: written to ``results.parquet`` (False: in
     the history only, e.g. seg's mAcc; its direction still holds wherever it is read). ``front``:
-    the report draws it against each whole-model cost when a suite names no ``pareto:`` axes."""
+    the report draws it against each whole-model cost when a suite names no ``pareto:`` axes.
+    ``area_of``: this metric is the learning speed of another, the normalised area under that
+    metric's learning curve (``hambench.stats.curve_area``), computed by the runner from the trial's
+    evaluations rather than reported by the task."""
 
     name: str
     sense: Sense  # "max": higher is better; "min": lower is better
     column: bool = True
     front: bool = False
+    area_of: str | None = None
 
 
 # What a training task calls after every evaluation: its metrics, the checkpoint file saved with them
@@ -59,7 +63,7 @@ class TrialContext(Protocol):
     task never imports Tune."""
 
     plugins: list[str]  # the driver's --plugin files, absolute
-    data_roots: dict[str, str]  # data set -> the root the driver made ready
+    data_roots: dict[str, str]  # data set and options (trial.data_label) -> the root the driver made ready
     where: dict[str, str]  # node, device, device_name of this trial
     threads: int  # torch threads: the trial's CPUs
 
@@ -90,6 +94,7 @@ class DataRequest:
     smoke: bool  # a smoke run: generate a tiny fixture in the data set's layout instead
     data_root: str | None  # the user's root of the real data set, if given
     fixture_dir: Path  # where a smoke fixture goes (inside the run directory)
+    options: dict[str, Any] = field(default_factory=dict)  # the data set's options (hambench.data.DATA_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class Task:
     # The valid values of the grid's axes this task reads ({"backbones": [...], "data": [...]}),
     # checked before anything runs; an entry "PREFIX:<...>" admits any value starting with PREFIX:.
     grid_choices: Callable[[], Mapping[str, list[str]]] | None = None
+    # What is wrong with a data set's options (data set, options) -> messages; None: its data sets take none.
+    data_option_errors: Callable[[str, Mapping[str, Any]], list[str]] | None = None
     # The images its trials write, each shown by the report per configuration (hambench.reports).
     artifacts: tuple[Artifact, ...] = ()
     # A training task:
@@ -199,6 +206,7 @@ RUN_FIELDS = frozenset(
         "context",
         "options",
         "data",
+        "data_options",
         "data_root",
         "work_dir",
         "resume",
@@ -216,17 +224,19 @@ def trial_values(trial: Trial, ctx: TrialContext, work_dir: Path, *, resume: boo
     """The config values a training task takes from its trial and the runtime, under the names the
     built-in tasks' configs give them: the module (``context``) and its ``options``, the data set
     and the root the driver made ready, the seed, the device, the trial's work folder (``work_dir``,
-    local to its node) and whether it ``resume``s from a checkpoint."""
-    return dict(
+    local to its node) and whether it ``resume``s from a checkpoint. A trial with data-set options
+    adds them as ``data_options`` (a task whose config lacks that field refuses them by name)."""
+    values = dict(
         context=trial.module,
         options=dict(trial.options),
         data=trial.data,
-        data_root=ctx.data_roots.get(trial.data),
+        data_root=ctx.data_roots.get(data_label(trial.data, trial.data_options)),
         work_dir=str(work_dir),
         resume=resume,
         seed=trial.seed,
         device=ctx.device,
     )
+    return values | (dict(data_options=dict(trial.data_options)) if trial.data_options else {})
 
 
 def build_config(cls: type, values: dict[str, Any]) -> Any:

@@ -26,7 +26,7 @@ from hambench.registry import load_plugins
 from hambench.suite import Suite, grid_points, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml
 from hambench.tasks import DataRequest, get_task
 from hambench.tracking import check_tracker, default_callbacks, tracker_callbacks, tracker_environment
-from hambench.trial import Trial
+from hambench.trial import Trial, data_label
 from hambench.tuning.plan import expand
 from hambench.tuning.progress import Progress
 from hambench.tuning.search import choose, retrain_trials, search_scheduler
@@ -81,16 +81,21 @@ def _run_dir(suite: Suite, opts: RunOptions) -> Path:
 def _prepare_data(trials: list[Trial], opts: RunOptions, run_dir: Path) -> dict[str, str]:
     """A ready data root per data set, made (or checked) once on the driver by the task that
     reads it (``Task.prepare_data``); trials read it."""
-    tasks = {t.data: get_task(t.task) for t in trials if get_task(t.task).prepare_data is not None}
+    wanted = {
+        data_label(t.data, t.data_options): (t.data, t.data_options, get_task(t.task))
+        for t in trials
+        if get_task(t.task).prepare_data is not None
+    }
     roots = {}
-    for name, task in sorted(tasks.items()):
-        request = DataRequest(smoke=opts.smoke, data_root=opts.data_root, fixture_dir=run_dir / "data" / name)
+    for label, (name, options, task) in sorted(wanted.items()):
+        fixture = run_dir / "data" / label.replace(" ", "_")
+        request = DataRequest(smoke=opts.smoke, data_root=opts.data_root, fixture_dir=fixture, options=options)
         try:
             root = task.prepare_data(name, request)  # type: ignore[misc]
         except (ValueError, FileNotFoundError) as exc:  # a missing or malformed data root: the user's to fix
             raise SuiteRunError(str(exc)) from None
         if root is not None:
-            roots[name] = str(root)
+            roots[label] = str(root)
     return roots
 
 
@@ -263,6 +268,7 @@ def _choices_meta(choices: list[Any]) -> list[dict[str, Any]]:
             "options": c.point.options,
             "backbone": c.point.backbone,
             "data": c.point.data,
+            "data_options": c.point.data_options,
             "sample": c.sample,
             "tuned": c.tuned,
             "val_score": c.score,

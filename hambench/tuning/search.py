@@ -147,7 +147,9 @@ def point_key(trial: dict[str, Any]) -> str:
     (without the ones the search sets), backbone, head and data."""
     options = {k: v for k, v in trial["options"].items() if k not in trial.get("tuned", {})}
     return json.dumps(
-        [trial["module"], options, trial["backbone"], trial["head"], trial["data"]], sort_keys=True, default=str
+        [trial["module"], options, trial["backbone"], trial["head"], trial["data"], trial.get("data_options", {})],
+        sort_keys=True,
+        default=str,
     )
 
 

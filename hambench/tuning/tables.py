@@ -11,7 +11,7 @@ import pandas as pd
 
 from hambench.io import atomic_write
 from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS, TUNE_RESULT_KEYS, VAL_PREFIX
-from hambench.stats import summarize
+from hambench.stats import curve_area, summarize
 from hambench.suite import Suite
 from hambench.tasks import PROFILE, get_task, task_order
 from hambench.trial import Trial, options_json
@@ -46,6 +46,7 @@ def _trial_row(suite: Suite, run_id: str, trial: Trial, metrics: dict[str, Any],
         "backbone": trial.backbone,
         "head": trial.head,
         "data": trial.data,
+        "data_options": options_json(trial.data_options),
         "seed": trial.seed,
         # What the module was built with (a done record from before resolved options: as given).
         "options": metrics.get("resolved_options") or given,
@@ -140,4 +141,25 @@ def collect_tables(
         if any(not h.empty for h in history)
         else pd.DataFrame(columns=["trial_id", "iter"])
     )
-    return table.reset_index(drop=True), prof, hist
+    return with_curve_areas(table, hist).reset_index(drop=True), prof, hist
+
+
+def with_curve_areas(table: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    """Each training row's learning-speed metrics (a task metric with ``area_of``: the normalised
+    area under the curve of another, ``hambench.stats.curve_area``), from the trial's evaluations
+    in the history: Tune keeps them across restores, so a resumed trial's curve is whole. A search
+    sample's goes under ``val_``, as its other scores."""
+    if table.empty or hist.empty:
+        return table
+    table = table.copy()
+    curves = {tid: grp for tid, grp in hist.groupby("trial_id", sort=False)}
+    for i in table.index:
+        task, trial_id = table.at[i, "task"], table.at[i, "trial_id"]
+        grp = curves.get(trial_id)
+        if task == PROFILE or grp is None:
+            continue
+        prefix = VAL_PREFIX if table.at[i, "phase"] == "search" else ""
+        for m in get_task(task).metrics:
+            if m.area_of is not None and m.area_of in grp:
+                table.loc[i, prefix + m.name] = curve_area(grp["iter"], grp[m.area_of])
+    return table

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from pydantic import field_validator
 
-from hambench.data import prepare_data
+from hambench.data import data_option_errors, prepare_data
 from hambench.shapes import shape_str
 from hambench.tasks import (
     RUN_FIELDS,
@@ -50,7 +50,7 @@ def train_seg(cfg: SegConfig, callback: Callback | None = None) -> dict[str, Any
     after training, once per evaluation in order). With ``cfg.resume`` the run continues from
     the latest checkpoint in ``cfg.work_dir``.
     """
-    prepare_data(cfg.data, cfg.data_root, cfg.seed)  # fail on a bad data root before anything starts
+    prepare_data(cfg.data, cfg.data_root, cfg.seed, cfg.data_options)  # a bad data root fails before anything starts
     if cfg.workers > 1:
         return train_seg_ddp(cfg, callback)
     return run_seg(cfg, callback)
@@ -118,13 +118,16 @@ def suite_config(trial: Trial, ctx: TrialContext) -> SegConfig:
 
 
 def suite_data(name: str, request: DataRequest) -> Path:
-    """A ready root of data set ``name``: a tiny generated set in its layout for a smoke run (the
-    whole path runs without the data set), else the prepared real one."""
-    if request.smoke and name != "synthetic-context":
+    """A ready root of data set ``name``: an embedded set generated with its options; for a smoke
+    run a tiny generated set in a real set's layout (the whole path runs without the data set),
+    else the prepared real one."""
+    from hambench.data import EMBEDDED
+
+    if request.smoke and name not in EMBEDDED:
         from hambench.data import make_fixture
 
         return make_fixture(name, request.fixture_dir, n_train=4, n_val=2, size=64, seed=0)
-    return prepare_data(name, None if name == "synthetic-context" else request.data_root, seed=0)
+    return prepare_data(name, None if name in EMBEDDED else request.data_root, seed=0, options=request.options)
 
 
 def trained_model(cfg: SegConfig, device: torch.device) -> tuple[Any, torch.Tensor, int, None]:
@@ -170,6 +173,7 @@ def flag_choices() -> dict[str, list[str]]:
 
 def flag_help() -> dict[str, str]:
     """The help of the flags whose default the task works out itself (per data set, the backbones)."""
+    from hambench.data import DATA_OPTIONS
     from hambench.models.segmentor import backbone_names
 
     def per_data(table: dict[str, Any]) -> str:
@@ -179,6 +183,9 @@ def flag_help() -> dict[str, str]:
         "context": "a registered context module (`hambench modules list`), or mmseg:<HeadType> "
         "(e.g. mmseg:DAHead) for one of mmseg's own decode heads",
         "options": "an option of the context module, e.g. --option reduction=4",
+        "data_options": "an option of an embedded data set, e.g. --data-option keys=4 ("
+        + "; ".join(f"{d}: {', '.join(o)}" for d, o in DATA_OPTIONS.items())
+        + ")",
         "backbone": f"one of {', '.join(backbone_names())} (default: tiny-d8)",
         "crop": f"training crop (default per data set: {per_data(DEFAULT_CROP)})",
         "lr": f"initial learning rate (default per data set: {per_data(DEFAULT_LR)})",
@@ -202,7 +209,12 @@ register_task(
     Task(
         name="seg",
         order=1,
-        metrics=(Metric("mIoU", "max", front=True), Metric("aAcc", "max"), Metric("mAcc", "max", column=False)),
+        metrics=(
+            Metric("mIoU", "max", front=True),
+            Metric("mIoU_auc", "max", area_of="mIoU"),  # learning speed: how early the mIoU came
+            Metric("aAcc", "max"),
+            Metric("mAcc", "max", column=False),
+        ),
         budget=SegBudget,
         smoke_budget={"crop": (64, 64)},
         fixed_fields=FIXED_FIELDS,
@@ -213,6 +225,7 @@ register_task(
         default_budget={"iters": 1200, "batch": 4},
         grid_defaults={"backbones": ["tiny-d8"], "data": ["synthetic-context"]},
         grid_choices=grid_choices,
+        data_option_errors=data_option_errors,
         config=SegConfig,
         config_for=suite_config,
         train=train_seg,
@@ -222,7 +235,8 @@ register_task(
         command=TrainCommand(
             help="train a segmentation model with a context module",
             required=("context",),
-            aliases={"options": ("--option", "--context-opt", "--context-opts")},  # the last two: earlier releases
+            # --context-opt(s): earlier releases
+            aliases={"options": ("--option", "--context-opt", "--context-opts"), "data_options": ("--data-option",)},
             choices=flag_choices,
             help_of=flag_help,
             run_name=run_name,

@@ -7,15 +7,23 @@ from typing import Any
 
 import torch
 
-from hambench.data import check_split
+from hambench.data import check_data_options, check_split, data_size
 from hambench.device import resolve_device
 
 # Learning rate per data set when none is given: the paper's 0.01 for fine-tuning on the real
 # sets; synthetic-context trains from scratch within minutes, which needs a larger step.
-DEFAULT_LR = {"synthetic-context": 0.1, "ade20k": 0.01, "voc-aug": 0.009, "pascal-context": 0.01}
-# Crop (H, W) per data set when none is given: the paper's 512 for the real sets.
+DEFAULT_LR = {
+    "synthetic-context": 0.1,
+    "synthetic-recall": 0.1,
+    "ade20k": 0.01,
+    "voc-aug": 0.009,
+    "pascal-context": 0.01,
+}
+# Crop (H, W) per data set when none is given: the paper's 512 for the real sets; an embedded
+# set's image size (its `size` option, hambench.data.data_size), 96 by default.
 DEFAULT_CROP = {
     "synthetic-context": (96, 96),
+    "synthetic-recall": (96, 96),
     "ade20k": (512, 512),
     "voc-aug": (512, 512),
     "pascal-context": (480, 480),
@@ -30,7 +38,8 @@ class SegConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the context module's options
     backbone: str = "tiny-d8"
     data: str = "synthetic-context"
-    data_root: str | None = None  # synthetic-context: the cache folder by default
+    data_root: str | None = None  # the embedded sets: the cache folder by default
+    data_options: dict[str, Any] = field(default_factory=dict)  # an embedded set's options (keys=2, size=128)
     iters: int = 300
     batch: int = 8  # per worker
     crop: tuple[int, int] | None = None
@@ -58,9 +67,13 @@ class SegConfig:
 
     def __post_init__(self) -> None:
         check_split(self.eval_split)  # a ValueError naming the valid splits
+        check_data_options(self.data, self.data_options)  # ... naming the data set's options
 
     def resolved_crop(self) -> tuple[int, int]:
-        return tuple(self.crop) if self.crop else DEFAULT_CROP[self.data]  # type: ignore[return-value]
+        if self.crop:
+            return tuple(self.crop)  # type: ignore[return-value]
+        size = data_size(self.data, self.data_options)  # an embedded set is generated at the crop
+        return (size, size) if size is not None else DEFAULT_CROP[self.data]
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.data]

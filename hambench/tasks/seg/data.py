@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hambench.data import dataset_spec, split_kwargs
+from hambench.data import EMBEDDED, dataset_spec, split_kwargs
 from hambench.tasks.seg.config import SegConfig
 
 
 def pipelines(data: str, crop: tuple[int, int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train and validation transforms. synthetic-context is generated at the crop size and only
-    flipped (scaling would move objects relative to the key); the real sets
+    """Train and validation transforms. The embedded sets are generated at the crop size and only
+    flipped (scaling would move objects relative to the keys; every shape is mirror-symmetric); the real sets
     use mmseg's standard recipe (random resize 0.5-2x around (4*crop_h, crop_h), crop, flip,
     photometric distortion)."""
     load: list[dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
-    if data == "synthetic-context":
+    if data in EMBEDDED:
         flipped = [*load, dict(type="RandomFlip", prob=0.5), dict(type="PackSegInputs")]
         return flipped, [*load, dict(type="PackSegInputs")]
     scale = (4 * crop[0], crop[0])

@@ -40,7 +40,7 @@ def run_seg(cfg: SegConfig, callback: Callback | None = None, *, distributed: bo
         torch.set_num_threads(cfg.threads)
     register_all()
     _register_metric()
-    root = prepare_data(cfg.data, cfg.data_root, cfg.seed)
+    root = prepare_data(cfg.data, cfg.data_root, cfg.seed, cfg.data_options)
     world_size = torch.distributed.get_world_size() if distributed else 1
     progress = ProgressHook(cfg, callback, world_size)
     runner = Runner(**runner_arguments(cfg, root, progress, distributed=distributed))
