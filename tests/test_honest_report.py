@@ -177,7 +177,10 @@ def write_suite(tmp_path: Path, extra: str, task: str = "seg", name: str = "bad"
     "extra, names",
     [
         ("pareto: [{x: macs_fvcore, y: mIoU}]\n", ["pareto", "macs_fvcore", "model_macs, model_params"]),
-        ("pareto: [{x: model_macs, y: fid}]\n", ["pareto", "'fid' is not a metric of a seg suite", "mIoU, aAcc"]),
+        (
+            "pareto: [{x: model_macs, y: fid}]\n",
+            ["pareto", "'fid' is not a metric of a seg suite", "mIoU, mIoU_auc, aAcc"],
+        ),
         ("pareto: [{x: model_macs, y: latency}]\n", ["pareto", "neither a metric nor a cost", "latency_ms"]),
         ("references: nowhere.csv\n", ["references", "nowhere.csv", "no such file", "references.csv"]),
     ],

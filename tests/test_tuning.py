@@ -74,7 +74,7 @@ def miou_rows_of_both_arms(summary: pd.DataFrame) -> pd.DataFrame:
         ),
         ({"space": {"seed": {"randint": [0, 9]}}}, "tune.space.seed: not a field the search can set"),
         ({"modules": {"danet": {"reduction": {"choice": [4, 8]}}}}, "tune.modules.danet: not a module of the grid"),
-        ({"metric": "fid"}, "tune.metric: 'fid' is not a metric of task seg; valid: mIoU, aAcc"),
+        ({"metric": "fid"}, "tune.metric: 'fid' is not a metric of task seg; valid: mIoU, mIoU_auc, aAcc"),
         ({"grace": 15}, "tune.grace: 15 must be a multiple of budget.eval_interval (10)"),
         ({"grace": 40}, "tune.grace: 40 must be below the budget's iters (40)"),
         ({"seed": 0}, "the search's training seeds 0..3 include the grid's seed(s) 0, 1"),
