@@ -144,16 +144,28 @@ def test_peak_memory_sees_coexisting_activations_only():
     assert peak_memory(chain, "cpu") == 8000
 
 
-def test_latency_median_and_iqr():
-    median, iqr, reps = measure_latency(
+def test_latency_median_iqr_and_tail():
+    median, iqr, reps, p90, p99 = measure_latency(
         lambda: torch.ones(64, 64) @ torch.ones(64, 64), torch.device("cpu"), min_time=0.05, max_time=0.5
     )
     assert median > 0 and iqr >= 0 and reps >= MIN_REPS
+    assert median <= p90 <= p99
+
+
+def test_the_tail_percentiles_see_a_stall_the_median_hides():
+    """One call in ten sleeps 30 ms: the median stays near 0, p90 and p99 show the stall."""
+    calls = iter(range(10**6))
+    lat = measure_latency(
+        lambda: time.sleep(0.03) if next(calls) % 10 == 9 else None, torch.device("cpu"), min_time=0.5, max_time=1.0
+    )
+    assert lat.reps >= 20 and lat.median_ms < 5 and lat.p99_ms >= 25
 
 
 def test_latency_never_takes_fewer_than_min_reps_and_is_in_ms():
     """With no time to spend, exactly the minimum of timed runs; a call that sleeps 3 ms takes at least 3 ms."""
-    median, iqr, reps = measure_latency(lambda: time.sleep(0.003), torch.device("cpu"), min_time=0.0, max_time=0.0)
+    median, iqr, reps, _, _ = measure_latency(
+        lambda: time.sleep(0.003), torch.device("cpu"), min_time=0.0, max_time=0.0
+    )
     assert reps == MIN_REPS
     assert median >= 3.0 and iqr >= 0
 
@@ -368,3 +380,58 @@ def test_count_mmcv_counts_module_hooks_only_and_per_batch():
     with torch.no_grad():
         assert count_fvcore(model, torch.randn(1, 8, 10, 12))[0] == conv_macs + bmm_macs  # fvcore sees both
     assert not any(m._forward_hooks for m in model.modules())  # its hooks are removed: later runs are not counted
+
+
+# ----------------------------------------------------------------------------- out of memory, the matrix
+
+
+def test_out_of_memory_halves_the_batch_until_it_fits_and_says_so(monkeypatch):
+    """As timm's benchmark: a batch the device cannot hold is halved and the row records it."""
+    import importlib
+
+    measure_module = importlib.import_module("hambench.profiling.measure")  # the module, not the function
+    real = measure_module.profile_row
+    tried = []
+
+    def tight_device(model, x, *args, **kwargs):
+        tried.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(measure_module, "profile_row", tight_device)
+    row = profile_module("ham-nmf", shape=(8, 16, 8, 8), latency=False, memory=False)
+    assert tried == [8, 4, 2]
+    assert row["shape"] == "2x16x8x8" and row["oom_backoff_from"] == 8
+    fits = profile_module("ham-nmf", shape=(2, 16, 8, 8), latency=False, memory=False)
+    assert fits["oom_backoff_from"] is None
+
+    monkeypatch.setattr(measure_module, "profile_row", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError()))
+    with pytest.raises(torch.OutOfMemoryError):  # batch 1 does not fit: nothing left to halve
+        profile_module("ham-nmf", shape=(1, 16, 8, 8), latency=False, memory=False)
+
+
+def test_the_matrix_is_every_precision_layout_and_compile():
+    from hambench.cli.profile import matrix_settings
+
+    cpu = matrix_settings({"device": "cpu", "max_time": 1.0})
+    assert len(cpu) == 8 and all(s["max_time"] == 1.0 for s in cpu)
+    assert {(s["dtype"], s["channels_last"], s["compile"]) for s in cpu} == {
+        (d, layout, c) for d in ("fp32", "bf16") for layout in (False, True) for c in (False, True)
+    }
+    assert {s["dtype"] for s in matrix_settings({"device": "cuda"})} == {"fp32", "bf16", "fp16"}
+
+
+@pytest.mark.slow  # four torch.compile builds
+def test_profile_matrix_prints_one_row_per_setting(capsys):
+    from hambench.cli.main import main
+
+    assert (
+        main(["profile", "ham-nmf", "--shape", "1,16,8,8", "--matrix", "--no-memory", "--max-time", "0.05", "--json"])
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    settings = {(r["dtype"], r["channels_last"], r["compile"]) for r in rows}
+    assert len(rows) == len(settings) >= 6  # a bf16 op without a CPU kernel may be skipped, named on stderr
+    assert ("fp32", True, True) in settings and ("fp32", False, False) in settings
+    assert all(r["latency_p99_ms"] >= r["latency_ms"] for r in rows)

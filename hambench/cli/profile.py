@@ -7,13 +7,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from hambench.cli import UserError, console
 from hambench.cli.config_args import parse_key_value
+
+if TYPE_CHECKING:
+    from hambench.profiling import ProfileSettings
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -50,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="time a torch.compile'd module (counts stay eager)")
     p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="every precision (fp32, bf16; fp16 on CUDA) x memory layout (contiguous, channels-last) x "
+        "eager / compiled, in one table; a setting a module cannot run is named on stderr and skipped",
+    )
+    p.add_argument(
         "--sdpa-backend",
         choices=["math", "flash", "efficient", "cudnn"],
         help="force this kernel for every scaled_dot_product_attention call (default: PyTorch's choice); "
@@ -70,7 +81,7 @@ def run_profile(args: argparse.Namespace) -> int:
 
     if args.list_models:
         return _list_models()
-    common: profiling.ProfileSettings = {
+    common: ProfileSettings = {
         "device": args.device,
         "dtype": args.dtype,
         "mode": args.mode,
@@ -84,6 +95,7 @@ def run_profile(args: argparse.Namespace) -> int:
     }
     exponents: dict[str, dict[str, Any]] = {}  # module -> {"macs": ExponentFit, ...}
     rows: list[dict[str, Any]] = []
+    matrix = matrix_settings(common) if args.matrix else [common]
     try:
         if args.model:
             if args.names:
@@ -92,7 +104,8 @@ def run_profile(args: argparse.Namespace) -> int:
             from hambench.models.presets import get_preset
 
             size = get_preset(args.model).published.flops_size if args.size == "published" else parse_size(args.size)
-            rows.append(profile_model(args.model, size=size, **common))
+            for settings in matrix:
+                rows.extend(_or_skip(args.model, settings, partial(profile_model, args.model, size=size), args.matrix))
         else:
             if not args.names:
                 raise ValueError("name at least one module (or `all`, or --model PRESET)")
@@ -100,14 +113,16 @@ def run_profile(args: argparse.Namespace) -> int:
             shape = parse_shape(args.shape)
             options = dict(args.option)
             for name in names:
-                if args.sweep:
-                    sizes = [int(s) for s in args.sweep.split(",")]
-                    sweep_rows, exponents[name] = profiling.profile_sweep(
-                        name, sizes, shape=shape, options=options, **common
-                    )
-                    rows.extend(sweep_rows)
-                else:
-                    rows.append(profiling.profile_module(name, shape=shape, options=options, **common))
+                for settings in matrix:
+                    if args.sweep:
+                        sizes = [int(s) for s in args.sweep.split(",")]
+                        sweep_rows, exponents[name] = profiling.profile_sweep(
+                            name, sizes, shape=shape, options=options, **settings
+                        )
+                        rows.extend(sweep_rows)
+                    else:
+                        profile = partial(profiling.profile_module, name, shape=shape, options=options)
+                        rows.extend(_or_skip(name, settings, profile, args.matrix))
                 Console(stderr=True).print(f"[dim]profiled {name}[/dim]")  # progress; stdout stays JSON
     except ValueError as exc:
         raise UserError(str(exc)) from exc  # main prints it as one line, exit status 2
@@ -129,6 +144,37 @@ def run_profile(args: argparse.Namespace) -> int:
     if args.out:
         out.print(f"wrote {len(rows)} row(s) to {args.out}")
     return 0
+
+
+def matrix_settings(common: ProfileSettings) -> list[ProfileSettings]:
+    """``common`` at every precision (fp32, bf16, and fp16 on CUDA) x memory layout x eager/compiled."""
+    dtypes = ("fp32", "bf16", "fp16") if common.get("device") == "cuda" else ("fp32", "bf16")
+    return [
+        {**common, "dtype": dtype, "channels_last": layout, "compile": compiled}
+        for dtype in dtypes
+        for layout in (False, True)
+        for compiled in (False, True)
+    ]
+
+
+def _setting_label(settings: ProfileSettings) -> str:
+    layout = "channels-last" if settings.get("channels_last") else "contiguous"
+    return f"{settings.get('dtype')}, {layout}, {'compiled' if settings.get('compile') else 'eager'}"
+
+
+def _or_skip(
+    name: str, settings: ProfileSettings, run: Callable[..., dict[str, Any]], skip: bool
+) -> list[dict[str, Any]]:
+    """``[run(**settings)]``; with ``skip`` (a matrix), a setting the module has no kernel for (bf16
+    on a CPU op, a compile failure) is named on stderr and skipped rather than ending the table."""
+    try:
+        return [run(**settings)]
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        if not skip:
+            raise
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        Console(stderr=True).print(f"[dim]{name} at {_setting_label(settings)}: not run ({reason})[/dim]")
+        return []
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +203,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         "GFLOPs torch",
         *(("GFLOPs analytic", "GFLOPs total") if analytic else ()),
         "latency ms (IQR)",
+        "p90 / p99 ms",
         "peak MiB",
         "SDPA kernel",
         "uncounted ops",
@@ -164,6 +211,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="left" if col in ("module", "shape", "SDPA kernel") else "right")
     for r in rows:
         latency = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ({r['latency_iqr_ms']:.1f})"
+        tail = "-" if r.get("latency_p90_ms") is None else f"{r['latency_p90_ms']:.1f} / {r['latency_p99_ms']:.1f}"
         table.add_row(
             r["module"],
             r["shape"],
@@ -173,6 +221,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
             _g(r["flops_torch"]),
             *((_g(r.get("flops_analytic") or None), _g(r.get("flops_total"))) if analytic else ()),
             latency,
+            tail,
             _g(r["peak_mem_bytes"], 2**20, 1),
             r.get("sdpa_backend") or "-",
             str(len(r["uncounted_ops"])),

@@ -61,7 +61,7 @@ from hambench.profiling.measure import (
 )
 from hambench.profiling.sweep import profile_sweep
 from hambench.profiling.table import to_frame, write_table
-from hambench.profiling.timing import MIN_REPS, measure_latency
+from hambench.profiling.timing import MIN_REPS, Latency, measure_latency
 
 __all__ = [
     "AnalyticFlops",
@@ -83,6 +83,7 @@ __all__ = [
     "device_name",
     "environment_columns",
     "measure",
+    "Latency",
     "measure_latency",
     "model_cost",
     "profile_module",

@@ -27,6 +27,9 @@ from hambench.sdpa import SDPABackendError, SDPAKernels, forced_backend
 from hambench.shapes import shape_str
 from hambench.trial import options_json
 
+# A row's timing columns (ms, but the count of timed runs): the median, its spread and its tail.
+LATENCY_COLUMNS = ("latency_ms", "latency_iqr_ms", "latency_p90_ms", "latency_p99_ms", "latency_reps")
+
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
@@ -132,11 +135,16 @@ def measure(
         # 3. Latency, optionally of the torch.compile'd module (the counts above stay eager).
         if latency:
             timed = _make_call(torch.compile(model) if compile else model, x, train)
-            row["latency_ms"], row["latency_iqr_ms"], row["latency_reps"] = measure_latency(
-                timed, device, max_time=max_time
+            lat = measure_latency(timed, device, max_time=max_time)
+            row.update(
+                latency_ms=lat.median_ms,
+                latency_iqr_ms=lat.iqr_ms,
+                latency_p90_ms=lat.p90_ms,
+                latency_p99_ms=lat.p99_ms,
+                latency_reps=lat.reps,
             )
         else:
-            row["latency_ms"] = row["latency_iqr_ms"] = row["latency_reps"] = None
+            row.update(dict.fromkeys(LATENCY_COLUMNS))
 
         if breakdown:
             torch_ops = {short_op(op): n for op, n in fl_ops.items()}
@@ -269,7 +277,9 @@ def profile_module(
     macs_torchprofile, flops_torch, flops_analytic, flops_total, analytic_ops (+
     flops_torch_fwd_bwd in fwd+bwd mode), sdpa_backend (the attention kernel that ran, empty for
     modules that call no SDPA), peak_mem_bytes, uncounted_ops, latency_ms, latency_iqr_ms,
-    latency_reps, and ``breakdown`` (MACs per op per counter) when asked. ``latency=False`` /
+    latency_p90_ms, latency_p99_ms, latency_reps, oom_backoff_from (the batch asked for when it
+    ran out of device memory and was halved until it fit: the row's ``shape`` is what ran; None
+    when it fit), and ``breakdown`` (MACs per op per counter) when asked. ``latency=False`` /
     ``memory=False`` skip those measurements (value None); ``sdpa_backend`` forces one SDPA
     backend (see ``measure``).
     """
@@ -277,15 +287,27 @@ def profile_module(
         raise ValueError(f"a context module takes a (B, C, H, W) input; got shape {shape}")
     full, dev, torch_dtype = resolve_settings(settings)
     spec = get_spec(name)
-    torch.manual_seed(full["seed"])
-    module = build_module(name, shape[1], **(options or {})).to(dev, torch_dtype)
-    x = torch.randn(*shape, generator=torch.Generator().manual_seed(full["seed"])).to(dev, torch_dtype)
     # options: the results table's spelling, so rows join on it
     what = {"module": name, "family": spec.family, "options": options_json(options or {})}
-    try:
-        return profile_row(module, x, what, full, dev, params=count_params(module))
-    except SDPABackendError as exc:
-        raise SDPABackendError(f"{name} at {shape_str(shape)}: {exc}") from None
+    batch = shape[0]
+    while True:
+        torch.manual_seed(full["seed"])
+        module = build_module(name, shape[1], **(options or {})).to(dev, torch_dtype)
+        x = torch.randn(batch, *shape[1:], generator=torch.Generator().manual_seed(full["seed"])).to(dev, torch_dtype)
+        try:
+            row = profile_row(module, x, what, full, dev, params=count_params(module))
+        except SDPABackendError as exc:
+            raise SDPABackendError(f"{name} at {shape_str(shape)}: {exc}") from None
+        except torch.OutOfMemoryError:
+            if batch == 1:
+                raise
+            del module, x  # free the device before the smaller try
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            batch //= 2  # out of memory: halve the batch, as timm's benchmark does, and say so in the row
+            continue
+        row["oom_backoff_from"] = shape[0] if batch != shape[0] else None  # the batch that did not fit
+        return row
 
 
 MODEL_COST_MAX_TIME = 0.5  # seconds of timed runs: a trained model's cost is measured inside its trial

@@ -1,20 +1,32 @@
-"""Latency of a call: median and inter-quartile range over enough timed runs to be stable."""
+"""Latency of a call: median and inter-quartile range over enough timed runs to be stable, and the
+90th and 99th percentiles (the tail timm's benchmark reports: a median hides stalls)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 MIN_REPS = 5  # timed runs at least, however slow the call
 
 
+class Latency(NamedTuple):
+    """A call's latency in ms over ``reps`` timed runs. With few runs the tail percentiles are
+    interpolated between the slowest ones (p99 of 5 runs is nearly the slowest)."""
+
+    median_ms: float
+    iqr_ms: float
+    reps: int
+    p90_ms: float
+    p99_ms: float
+
+
 def measure_latency(
     fn: Callable[[], Any], device: torch.device, *, min_time: float = 1.0, max_time: float = 10.0
-) -> tuple[float, float, int]:
-    """Median and inter-quartile range of ``fn()`` in ms, and the number of timed runs.
+) -> Latency:
+    """Median, inter-quartile range, 90th and 99th percentile of ``fn()`` in ms, and the number of timed runs.
 
     One warm-up call (lazy init, compilation, allocator growth; three more on CUDA for cuDNN
     autotuning), then timed runs until the IQR is within 5 % of the median after ``min_time``
@@ -39,7 +51,8 @@ def measure_latency(
         spent = time.perf_counter() - start
         if len(times) >= MIN_REPS and (spent > max_time or (spent > min_time and _iqr(times) < 0.05 * _median(times))):
             break
-    return _median(times), _iqr(times), len(times)
+    p90, p99 = _percentiles(times, (0.90, 0.99))
+    return Latency(_median(times), _iqr(times), len(times), p90, p99)
 
 
 def _cuda_time_ms(fn: Callable[[], Any], device: torch.device) -> float:
@@ -52,10 +65,12 @@ def _cuda_time_ms(fn: Callable[[], Any], device: torch.device) -> float:
     return start.elapsed_time(end)
 
 
+def _percentiles(times: list[float], q: tuple[float, ...]) -> list[float]:
+    return torch.tensor(times, dtype=torch.float64).quantile(torch.tensor(q, dtype=torch.float64)).tolist()
+
+
 def _quantiles(times: list[float]) -> list[float]:
-    return (
-        torch.tensor(times, dtype=torch.float64).quantile(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
-    )
+    return _percentiles(times, (0.25, 0.5, 0.75))
 
 
 def _median(times: list[float]) -> float:
