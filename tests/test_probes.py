@@ -335,3 +335,18 @@ def test_the_capacity_table_shows_what_each_level_keeps() -> None:
     no_none = kept_fractions(rows[rows["module"] == "att"], None)  # without none: the raw score
     assert no_none == pytest.approx({1: 1.0, 2: 76 / 81})
     assert "keeps 90%" in levels_section(summarize(results))
+
+
+def test_generated_sets_evaluate_eight_images_at_a_time_and_real_sets_one(tmp_path: Path) -> None:
+    """A generated set's images share one size: evaluating them in batches of 8 gives each image
+    its own prediction (eval-mode BN); a real set's images vary in size and go one at a time."""
+    from hambench.data import make_fixture
+    from hambench.tasks.seg import SegConfig
+    from hambench.tasks.seg.data import dataloaders
+
+    root = make_synthetic_recall(tmp_path / "recall", seed=0, keys=1, n_train=2, n_val=2, n_test=2)
+    _, val = dataloaders(SegConfig(data="synthetic-recall"), root)
+    assert val["batch_size"] == 8
+    ade = make_fixture("ade20k", tmp_path / "ade")
+    _, val = dataloaders(SegConfig(data="ade20k", data_root=str(ade)), ade)
+    assert val["batch_size"] == 1

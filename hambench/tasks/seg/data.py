@@ -49,6 +49,16 @@ def dataset(data: str, root: Path, split: dict[str, Any], pipeline: list[dict[st
     )
 
 
+# Evaluation images at a time. A generated set's images share one size, so they batch with no
+# padding and every image's prediction is its own (eval-mode BN); a real set's vary in size and go
+# one at a time, as mmseg evaluates them.
+EMBEDDED_EVAL_BATCH = 8
+
+
+def eval_batch(data: str) -> int:
+    return EMBEDDED_EVAL_BATCH if data in EMBEDDED else 1
+
+
 def dataloaders(cfg: SegConfig, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The training and evaluation loaders; ``cfg.eval_split`` picks both splits (in val and
     test mode a real set trains on its training split less the held-out val part)."""
@@ -63,7 +73,7 @@ def dataloaders(cfg: SegConfig, root: Path) -> tuple[dict[str, Any], dict[str, A
         dataset=dataset(cfg.data, root, train_split, train_pipe),
     )
     val = dict(
-        batch_size=1,
+        batch_size=eval_batch(cfg.data),
         num_workers=cfg.loader_workers,
         persistent_workers=persistent,
         sampler=dict(type="DefaultSampler", shuffle=False),
