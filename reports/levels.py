@@ -158,7 +158,7 @@ def capacity_table(sweep: pd.DataFrame, key: str, metric: str) -> str:
             r = at.get(v)
             shown = "" if r is None else _score_cell(r)
             if r is not None and kept is not None and math.isfinite(kept.get(v, math.nan)):
-                shown += f", keeps {kept[v]:.0%}"
+                shown += f", keeps {kept[v]:.1%}"
             cells.append((e(shown), None if r is None else number(r["mean"])))
         if cost:
             cells += [

@@ -334,7 +334,7 @@ def test_the_capacity_table_shows_what_each_level_keeps() -> None:
     assert kept == pytest.approx({1: 1.0, 2: 46 / 51})
     no_none = kept_fractions(rows[rows["module"] == "att"], None)  # without none: the raw score
     assert no_none == pytest.approx({1: 1.0, 2: 76 / 81})
-    assert "keeps 90%" in levels_section(summarize(results))
+    assert "keeps 90.2%" in levels_section(summarize(results))
 
 
 def test_generated_sets_evaluate_eight_images_at_a_time_and_real_sets_one(tmp_path: Path) -> None:
