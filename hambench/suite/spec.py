@@ -38,9 +38,9 @@ def option_points(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(options[k] for k in keys))]
 
 
-class ModuleEntry(Strict):
-    """A module of the grid with options of its own: a mapping of value lists (their product is
-    taken) or a list of mappings (explicit points, e.g. ``train_steps`` and ``eval_steps`` together)."""
+class Entry(Strict):
+    """A named grid value with options of its own: a mapping of value lists (their product is
+    taken) or a list of mappings (explicit points)."""
 
     name: str
     options: dict[str, list[Any]] | list[dict[str, Any]] = Field(default_factory=dict)
@@ -54,21 +54,14 @@ class ModuleEntry(Strict):
         return list(self.options) if isinstance(self.options, list) else option_points(self.options)
 
 
-class DataEntry(Strict):
-    """A data set of the grid with options of its own (hambench.data.DATA_OPTIONS), as a module
-    entry: a mapping of value lists (their product: ``{keys: [1, 2, 4]}`` is three levels) or a
-    list of mappings (explicit points)."""
+class ModuleEntry(Entry):
+    """A module of the grid and its options (explicit points: e.g. ``train_steps`` and
+    ``eval_steps`` together)."""
 
-    name: str
-    options: dict[str, list[Any]] | list[dict[str, Any]] = Field(default_factory=dict)
 
-    @field_validator("options", mode="before")
-    @classmethod
-    def _listify(cls, options: Any) -> Any:
-        return _listify_values(options)
-
-    def points(self) -> list[dict[str, Any]]:
-        return list(self.options) if isinstance(self.options, list) else option_points(self.options)
+class DataEntry(Entry):
+    """A data set of the grid and its options (hambench.data.DATA_OPTIONS): ``{keys: [1, 2, 3]}``
+    is three levels, each a comparison of its own."""
 
 
 class Grid(Strict):
