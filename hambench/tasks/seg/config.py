@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from hambench.data import check_data_options, check_split, data_size
+from hambench.data import DATA_OPTIONS, EMBEDDED, check_data_options, check_split, data_size
 from hambench.device import resolve_device
 
 # Learning rate per data set when none is given: the paper's 0.01 for fine-tuning on the real
@@ -19,11 +19,10 @@ DEFAULT_LR = {
     "voc-aug": 0.009,
     "pascal-context": 0.01,
 }
-# Crop (H, W) per data set when none is given: the paper's 512 for the real sets; an embedded
-# set's image size (its `size` option, hambench.data.data_size), 96 by default.
-DEFAULT_CROP = {
-    "synthetic-context": (96, 96),
-    "synthetic-recall": (96, 96),
+# Crop (H, W) per data set when none is given: the paper's 512 for the real sets; a generated
+# set's image size (its `size` option, 96 by default: hambench.data.data_size), at which it is made.
+DEFAULT_CROP: dict[str, tuple[int, int]] = {
+    **{name: (DATA_OPTIONS[name]["size"][0], DATA_OPTIONS[name]["size"][0]) for name in EMBEDDED},
     "ade20k": (512, 512),
     "voc-aug": (512, 512),
     "pascal-context": (480, 480),
