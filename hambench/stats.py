@@ -118,12 +118,15 @@ def significantly_better(a: Interval, b: Interval, direction: Sense, alpha: floa
     if a.n < 2 or b.n < 2 or not (math.isfinite(a.mean) and math.isfinite(b.mean)):
         return False
     gap = a.mean - b.mean if direction == "max" else b.mean - a.mean
-    if gap <= 0:
-        return False
-    if a.std == 0 and b.std == 0:  # every seed gave the same value on both sides: the gap is exact
-        return True
-    p = sps.ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue
-    return bool(p < alpha)
+    return gap > 0 and welch_p(a, b) < alpha
+
+
+def welch_p(a: Interval, b: Interval) -> float:
+    """Welch's two-sided p-value for the means of ``a`` and ``b`` (two seeds or more each). Every
+    seed giving one value on both sides makes the gap exact: p = 0 when the means differ, 1 when not."""
+    if a.std == 0 and b.std == 0:
+        return 0.0 if a.mean != b.mean else 1.0
+    return float(sps.ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue)
 
 
 def rank_with_ties(intervals: Sequence[Interval], direction: Sense, alpha: float = ALPHA) -> list[int | None]:
@@ -140,6 +143,48 @@ def rank_with_ties(intervals: Sequence[Interval], direction: Sense, alpha: float
 
 
 # --- learning speed ---------------------------------------------------------------------------
+
+
+def probability_of_improvement(a: Sequence[float], b: Sequence[float], direction: Sense) -> float:
+    """P(a seed of A scores better than a seed of B): the Mann-Whitney U of A against B over
+    n_A n_B, a tie counting half (Agarwal et al., NeurIPS 2021). 0.5: no tendency either way."""
+    if len(a) == 0 or len(b) == 0:
+        return math.nan
+    u = sps.mannwhitneyu(a, b, alternative="two-sided").statistic  # pairs with a > b, ties halved
+    p = float(u) / (len(a) * len(b))
+    return p if direction == "max" else 1.0 - p
+
+
+def _improvement_share(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``probability_of_improvement`` ("max") over the last axis, for many resamples at once."""
+    a, b = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
+    wins = (a[..., :, None] > b[..., None, :]).mean(axis=(-2, -1))
+    ties = (a[..., :, None] == b[..., None, :]).mean(axis=(-2, -1))
+    return wins + 0.5 * ties
+
+
+def improvement_interval(
+    a: Sequence[float], b: Sequence[float], direction: Sense, confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float]:
+    """A bootstrap interval of ``probability_of_improvement``: each configuration's seeds resampled
+    on their own (``scipy.stats.bootstrap``, percentile, 2000 resamples, a fixed generator so a
+    table is reproducible). Below two seeds on either side: (nan, nan)."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    sign = 1.0 if direction == "max" else -1.0  # "min": a better when lower
+    x, y = sign * np.asarray(a, float), sign * np.asarray(b, float)
+    if np.ptp(np.concatenate([x, y])) == 0:  # every seed equal: no spread to resample
+        return 0.5, 0.5
+    res = sps.bootstrap(
+        (x, y),
+        _improvement_share,
+        confidence_level=confidence,
+        n_resamples=2000,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def curve_area(iters: Sequence[float], values: Sequence[float]) -> float:
@@ -279,14 +324,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
     ``headline`` marks the metric each task is ranked on first (see ``reported_metrics``): the one
     the terminal table and the report show. Rows are sorted by task, data, metric, rank, mean."""
-    # The report's readers too (hambench.results): one schema, and one choice of MAC counter.
-    # A search's val scores select, never report; a tuned suite's arms are compared each on its own.
-    results = with_macs(normalise_results(by_arm(reported_rows(results))))
-    train = results[results["task"] != PROFILE]
-    part = train if not train.empty else results
-    ok = part[part["status"] == "ok"]
-    tasks = [str(t) for t in part["task"].dropna().unique()]
-    metrics = {t: reported_metrics(t, ok[ok["task"] == t]) for t in tasks}
+    part, ok, metrics = _reported(results)
+    tasks = list(metrics)
     costs = [c for c in (*SUMMARY_MODULE_COSTS, *SUMMARY_MODEL_COSTS) if c in part.columns]
     table = per_configuration(ok, list(dict.fromkeys(m for t in tasks for m in metrics[t])), costs)
     table = _with_all_failed(table, part)
@@ -332,6 +371,267 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     keys = ["task", "data", "data_options", "_arm", "_other", "metric", "_rank", "_mean", "module", "options"]
     out = out.sort_values(keys, na_position="last")
     return out.drop(columns=["_rank", "_mean", "_other", "_arm"]).reset_index(drop=True)
+
+
+def _reported(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]]]:
+    """The rows a summary compares (the training trials, or the profiling ones of a profile-only
+    run), those of them that finished, and each task's reported metrics."""
+    # The report's readers too (hambench.results): one schema, and one choice of MAC counter.
+    # A search's val scores select, never report; a tuned suite's arms are compared each on its own.
+    results = with_macs(normalise_results(by_arm(reported_rows(results))))
+    train = results[results["task"] != PROFILE]
+    part = train if not train.empty else results
+    ok = part[part["status"] == "ok"]
+    tasks = [str(t) for t in part["task"].dropna().unique()]
+    return part, ok, {t: reported_metrics(t, ok[ok["task"] == t]) for t in tasks}
+
+
+# --- pairs: the probability of improvement ------------------------------------------------------
+
+PAIR_COLUMNS = [
+    "task",
+    "data",
+    "data_options",
+    "arm",
+    "metric",
+    "sense",
+    "headline",
+    "a",
+    "b",
+    "n_a",
+    "n_b",
+    "p_improvement",
+    "ci_low",
+    "ci_high",
+    "module_a",
+    "options_a",
+    "module_b",
+    "options_b",
+]
+
+
+def configuration_label(row: pd.Series | dict, varying: Sequence[str] = ()) -> str:
+    """A configuration's short name in a comparison: ``ham-nmf rank=8`` (its options that are not
+    the module's defaults), with the keys that vary in that comparison (``backbone=r50-d8``)."""
+    label = options_label(str(row["module"]), row.get("options"))
+    parts = [str(row["module"]), *([] if label == "defaults" else [label])]
+    return " ".join(parts + [f"{k}={row.get(k)}" for k in varying])
+
+
+def improvements(results: pd.DataFrame) -> pd.DataFrame:
+    """``pairs.csv``, the summary's companion: for every ordered pair (A, B) of configurations
+    within a comparison (same task, data set and options, metric and arm), P(A better than B) over
+    their seeds with a bootstrap 95 % interval (``probability_of_improvement``,
+    ``improvement_interval``). Columns: PAIR_COLUMNS; ``a`` and ``b`` are ``configuration_label``s."""
+    _, ok, metrics = _reported(results)
+    rows: list[dict] = []
+    if ok.empty or not any(metrics.values()):
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    table = per_configuration(ok, list(dict.fromkeys(m for ms in metrics.values() for m in ms)))
+    within = [k for k in ("task", "data", "data_options", "arm") if k in table.columns]
+    for key, grp in table.groupby(within, sort=False, dropna=False):
+        comparison = dict(zip(within, key if isinstance(key, tuple) else (key,)))
+        varying = [k for k in ("backbone", "head", "tuned") if k in grp and grp[k].nunique() > 1]
+        labels = [configuration_label(r, varying) for _, r in grp.iterrows()]
+        for i, m in enumerate(metrics.get(str(comparison["task"]), [])):
+            sense = metric_sense(m)
+            records = grp.to_dict("records")
+            values = [[v for _, v in r[f"{m}_values"]] for r in records]
+            for ia, ra in enumerate(records):
+                for ib, rb in enumerate(records):
+                    if ia == ib or not values[ia] or not values[ib]:
+                        continue
+                    low, high = improvement_interval(values[ia], values[ib], sense)
+                    p = probability_of_improvement(values[ia], values[ib], sense)
+                    rows.append(
+                        comparison
+                        | dict(metric=m, sense=sense, headline=i == 0, a=labels[ia], b=labels[ib])
+                        | dict(n_a=len(values[ia]), n_b=len(values[ib]), p_improvement=p, ci_low=low, ci_high=high)
+                        | dict(module_a=ra["module"], options_a=ra.get("options"))
+                        | dict(module_b=rb["module"], options_b=rb.get("options"))
+                    )
+    return pd.DataFrame(rows).reindex(columns=PAIR_COLUMNS)
+
+
+# --- across comparisons: aggregates --------------------------------------------------------------
+
+# A configuration across comparisons: the summary's keys less the comparison's own.
+AGGREGATE_KEYS = ("task", "arm", "module", "family", "backbone", "head", "options", "iters")
+BASELINE = "none"  # the floor of the normalisation: the head with no context module
+AGGREGATE_COLUMNS = [*AGGREGATE_KEYS, "metric", "comparisons", "runs", "iqm", "ci_low", "ci_high", "mean"]
+
+
+def normalised_scores(results: pd.DataFrame) -> pd.DataFrame:
+    """Every finished trial's headline score, normalised within its comparison (task, data set and
+    options, arm) between ``none``'s mean (0) and the best configuration's mean (1); comparisons
+    without ``none`` use their worst configuration's mean as 0. One row per trial: the
+    AGGREGATE_KEYS, ``comparison`` (its data title), ``metric``, ``seed``, ``score``."""
+    _, ok, metrics = _reported(results)
+    rows: list[dict] = []
+    if ok.empty:
+        return pd.DataFrame(columns=[*AGGREGATE_KEYS, "comparison", "metric", "seed", "score"])
+    within = [k for k in ("task", "data", "data_options", "arm") if k in ok.columns]
+    table = ok.assign(**{k: ok[k].astype("string").fillna("") for k in [*within, *config_keys(ok)]})
+    for key, grp in table.groupby(within, sort=False):
+        comparison = dict(zip(within, key if isinstance(key, tuple) else (key,)))
+        task_metrics_ = metrics.get(str(comparison["task"]), [])
+        if not task_metrics_:
+            continue
+        metric, sense = task_metrics_[0], metric_sense(task_metrics_[0])
+        values = pd.to_numeric(grp[metric], errors="coerce")
+        means = values.groupby([grp[k] for k in config_keys(grp)], sort=False).mean().dropna()
+        if len(means) < 2:
+            continue
+        best = means.max() if sense == "max" else means.min()
+        floor_rows = values[grp["module"] == BASELINE]
+        floor = floor_rows.mean() if floor_rows.notna().any() else (means.min() if sense == "max" else means.max())
+        if best == floor:
+            continue
+        title = data_title(comparison["data"], comparison.get("data_options", ""))
+        for (_, r), v in zip(grp.iterrows(), values):
+            if pd.notna(v):
+                rows.append(
+                    {k: r.get(k, "") for k in AGGREGATE_KEYS}
+                    | dict(comparison=title, metric=metric, seed=r.get("seed"), score=(v - floor) / (best - floor))
+                )
+    return pd.DataFrame(rows, columns=[*AGGREGATE_KEYS, "comparison", "metric", "seed", "score"])
+
+
+def interquartile_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The mean of the middle 50 % (``scipy.stats.trim_mean`` at 25 %): robust to an outlier seed,
+    less noisy than the median (Agarwal et al., NeurIPS 2021)."""
+    return np.asarray(sps.trim_mean(values, 0.25, axis=axis))
+
+
+def aggregates(results: pd.DataFrame, confidence: float = CONFIDENCE, seed: int = 0) -> pd.DataFrame:
+    """Per configuration over the comparisons it took part in (for runs with two or more: the probe
+    levels, several data sets): the interquartile mean of its normalised scores (``normalised_scores``)
+    with a stratified bootstrap interval: 2000 resamples, each comparison's trials of the
+    configuration resampled within that comparison, the IQM recomputed, the percentile interval.
+    Columns: AGGREGATE_COLUMNS; empty below two comparisons."""
+    scores = _across_comparisons(normalised_scores(results))
+    if scores.empty:
+        return pd.DataFrame(columns=AGGREGATE_COLUMNS)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key, grp in scores.groupby([*AGGREGATE_KEYS, "metric"], sort=False):
+        strata = [g["score"].to_numpy(float) for _, g in grp.groupby("comparison", sort=False)]
+        pooled = np.concatenate(strata)
+        resampled = np.concatenate([s[rng.integers(0, len(s), size=(2000, len(s)))] for s in strata], axis=1)
+        low, high = np.quantile(interquartile_mean(resampled, axis=1), [(1 - confidence) / 2, (1 + confidence) / 2])
+        rows.append(
+            dict(zip([*AGGREGATE_KEYS, "metric"], key))
+            | dict(comparisons=len(strata), runs=len(pooled), iqm=float(interquartile_mean(pooled)))
+            | dict(ci_low=float(low), ci_high=float(high), mean=float(pooled.mean()))
+        )
+    return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS).sort_values("iqm", ascending=False, ignore_index=True)
+
+
+def _across_comparisons(scores: pd.DataFrame) -> pd.DataFrame:
+    """The normalised scores of the tasks (and arms) that compared modules in two or more comparisons."""
+    if scores.empty:
+        return scores
+    count = scores.groupby(["task", "arm"])["comparison"].transform("nunique")
+    return scores[count >= 2]
+
+
+def performance_profile(results: pd.DataFrame, taus: Sequence[float] | None = None) -> pd.DataFrame:
+    """The share of a configuration's normalised scores above each threshold tau (Dolan & Moré's
+    performance profile as Agarwal et al. use it): one curve per configuration, a curve above
+    another everywhere is better at every level of the tasks. Columns: the AGGREGATE_KEYS, ``tau``,
+    ``fraction``; empty below two comparisons."""
+    scores = _across_comparisons(normalised_scores(results))
+    if scores.empty:
+        return pd.DataFrame(columns=[*AGGREGATE_KEYS, "tau", "fraction"])
+    grid = np.asarray(taus if taus is not None else np.linspace(-0.25, 1.25, 61), float)
+    rows = []
+    for key, grp in scores.groupby(list(AGGREGATE_KEYS), sort=False):
+        values = grp["score"].to_numpy(float)
+        for tau, fraction in zip(grid, (values[None, :] > grid[:, None]).mean(axis=1)):
+            rows.append(dict(zip(AGGREGATE_KEYS, key)) | dict(tau=float(tau), fraction=float(fraction)))
+    return pd.DataFrame(rows)
+
+
+# --- two runs: what changed ----------------------------------------------------------------------
+
+# What makes two runs' configurations the same one (the summary's keys less what follows from
+# them or only says where a cost was measured).
+COMPARE_KEYS = ("task", "data", "data_options", "arm", "module", "backbone", "head", "options", "iters")
+COMPARE_COLUMNS = [
+    *COMPARE_KEYS,
+    "metric",
+    "sense",
+    "headline",
+    "n_a",
+    "mean_a",
+    "ci_half_a",
+    "n_b",
+    "mean_b",
+    "ci_half_b",
+    "change",
+    "p_value",
+    "p_b_better",
+    "p_b_better_low",
+    "p_b_better_high",
+    "verdict",
+]
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Two results tables (run A, the reference; run B, the new one) configuration by configuration
+    and metric: each run's n, mean and 95 % half width, ``change`` = mean B - mean A, Welch's
+    two-sided ``p_value``, P(a seed of B beats a seed of A) with its bootstrap interval, and the
+    ``verdict``: ``better`` or ``worse`` when Welch's test says so at ``alpha`` (in the metric's
+    direction), ``same`` when it does not, ``not tested`` below two seeds on a side, ``only in A`` /
+    ``only in B`` for a configuration one run lacks. Columns: COMPARE_COLUMNS."""
+    sides = []
+    for results in (a, b):
+        _, ok, metrics = _reported(results)
+        names = list(dict.fromkeys(m for ms in metrics.values() for m in ms))
+        table = per_configuration(ok, names) if not ok.empty else pd.DataFrame()
+        sides.append((table, metrics))
+    (table_a, metrics_a), (table_b, metrics_b) = sides
+    keys = [k for k in COMPARE_KEYS if k in table_a.columns and k in table_b.columns]
+    index_a = {tuple(r[k] for k in keys): r for r in table_a.to_dict("records")}
+    index_b = {tuple(r[k] for k in keys): r for r in table_b.to_dict("records")}
+    rows = []
+    for key in [*index_a, *(k for k in index_b if k not in index_a)]:
+        ra, rb = index_a.get(key), index_b.get(key)
+        task = str((ra or rb)["task"])  # type: ignore[index]
+        for i, m in enumerate(dict.fromkeys([*metrics_a.get(task, []), *metrics_b.get(task, [])])):
+            rows.append(dict(zip(keys, key)) | _compared(ra, rb, m, alpha) | dict(metric=m, headline=i == 0))
+    return pd.DataFrame(rows).reindex(columns=COMPARE_COLUMNS)
+
+
+def _compared(ra: dict | None, rb: dict | None, metric: str, alpha: float) -> dict:
+    """One configuration's ``metric`` in runs A and B (either may lack it): the COMPARE_COLUMNS values."""
+    sense = metric_sense(metric)
+    va = [v for _, v in ra.get(f"{metric}_values", [])] if ra else []
+    vb = [v for _, v in rb.get(f"{metric}_values", [])] if rb else []
+    out: dict = dict(sense=sense, n_a=len(va), n_b=len(vb))
+    for side, values in (("a", va), ("b", vb)):
+        iv = interval(values)
+        out |= {f"mean_{side}": iv.mean, f"ci_half_{side}": iv.half_width}
+    if not va or not vb:
+        return out | dict(verdict="only in A" if va else "only in B")
+    out["change"] = out["mean_b"] - out["mean_a"]
+    if len(va) < 2 or len(vb) < 2:
+        return out | dict(verdict="not tested")
+    ia, ib = interval(va), interval(vb)
+    low, high = improvement_interval(vb, va, sense)
+    if significantly_better(ib, ia, sense, alpha):
+        verdict = "better"
+    elif significantly_better(ia, ib, sense, alpha):
+        verdict = "worse"
+    else:
+        verdict = "same"
+    return out | dict(
+        p_value=welch_p(ia, ib),
+        p_b_better=probability_of_improvement(vb, va, sense),
+        p_b_better_low=low,
+        p_b_better_high=high,
+        verdict=verdict,
+    )
 
 
 def _metric_order(task: str, metric: str) -> int:

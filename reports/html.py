@@ -21,14 +21,25 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from hambench.io import atomic_write_text
+from hambench.reports.aggregate import aggregate_section
 from hambench.reports.artifacts import artifacts_sections
 from hambench.reports.figures import build_figures
+from hambench.reports.improvement import improvement_section
 from hambench.reports.levels import levels_section
 from hambench.reports.markup import e, figure_div, number, table
 from hambench.reports.runs import Runs, load_runs, run_axes, run_references
 from hambench.reports.tuning import tuning_section
 from hambench.results import with_macs
-from hambench.stats import ARM_TITLES, data_title, format_mean_ci, format_rank, options_label, summarize, tuned_label
+from hambench.stats import (
+    ARM_TITLES,
+    data_title,
+    format_mean_ci,
+    format_rank,
+    improvements,
+    options_label,
+    summarize,
+    tuned_label,
+)
 from hambench.tasks import PROFILE, default_fronts
 from hambench.units import si
 
@@ -458,6 +469,8 @@ def report_html(
 <p class="muted">{len(runs.meta)} run(s): {e(run_list)} · generated {e(generated)} ·
 plotly {e(plotly.__version__)}</p>
 {ranking_section(runs)}
+{improvement_section(improvements(runs.results), summarize(runs.results))}
+{aggregate_section(runs.results)}
 {levels_section(summarize(runs.results))}
 {tuning_section(runs)}
 {artifacts_sections(runs.results, runs.meta, summarize(runs.results))}

@@ -541,3 +541,23 @@ def test_the_ham_runs_the_algorithm_its_method_names(method):
 def test_contract_with_options(name, options):
     failures = [f"{r.check}: {r.reason}" for r in check_module(name, **options) if not r.ok]
     assert not failures, failures
+
+
+def test_soft_assignment_over_r_in_either_layout():
+    logits = torch.linspace(0.0, -120.0, 8).repeat(2, 300, 1) + torch.randn(2, 300, 8)  # (B, N, R)
+    by_row = soft_assignment(logits)
+    by_column = soft_assignment(logits.transpose(1, 2).contiguous(), dim=1).transpose(1, 2)
+    torch.testing.assert_close(by_column, by_row, rtol=1e-6, atol=0)
+    assert torch.equal(by_column == 0, by_row == 0)  # the same weights cut to exact zeros
+
+
+@pytest.mark.parametrize("method", ["vq", "cd"])
+def test_a_zero_pixel_keeps_every_gradient_finite(method):
+    torch.manual_seed(0)
+    x = torch.rand(1, 16, 30, dtype=torch.float64)
+    x[..., 7] = 0  # an all-zero feature column: its norm is 0
+    x.requires_grad_(True)
+    bases = random_bases(method, 1, 16, 4).double()
+    out = FACTORIZERS[method](x, bases, 3, grad="bptt")
+    sum(t.sum() for t in out).backward()
+    assert torch.isfinite(x.grad).all()

@@ -83,9 +83,16 @@ def test_report_goes_to_the_run_folder_as_one_self_contained_file(run_dir, repor
     assert get_plotlyjs() in text  # the whole plotly.js library, inline
 
 
+def section_figures(html: str) -> int:
+    """The figures report sections draw themselves, beyond ``build_figures``'s: the probability of
+    improvement's matrices and the aggregate's performance profiles (counted by their titles)."""
+    return html.count("P(row better than column), ") + html.count("Performance profile: share of runs")
+
+
 def test_every_figure_is_in_the_page(report, figures):
     _, text = report
-    assert text.count('class="plotly-graph-div"') == len(figures)
+    assert text.count("P(row better than column), ") == 2  # seg on synthetic-context, gan on synthetic-shapes
+    assert text.count('class="plotly-graph-div"') == len(figures) + section_figures(text)
 
 
 def test_figure_keys_cover_fronts_per_metric_and_data_and_scaling(figures):

@@ -17,6 +17,7 @@ import pytest
 from hambench.reports import build_figures, load_runs, render_report
 from hambench.reports.fixture import make_fixture_run
 from hambench.reports.runs import run_axes, run_references
+from test_report import section_figures  # the sections' own figures
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -62,7 +63,7 @@ def page(tmp_path_factory):
     (references, names), (axes, _) = run_references(runs), run_axes(runs)
     figures = build_figures(runs.results, runs.profile, references, axes=axes, references_name=", ".join(names))
     proc = chromium(tmp, path.as_uri(), "--dump-dom")
-    return tmp, path, len(figures), proc, figures
+    return tmp, path, len(figures) + section_figures(path.read_text()), proc, figures
 
 
 def console_lines(proc: subprocess.CompletedProcess) -> list[str]:

@@ -26,7 +26,7 @@ from hambench.reports.tuning import best_so_far_figure, sensitivity_figure, tuni
 from hambench.results import by_arm, result_columns
 from hambench.schema import VAL_PREFIX
 from hambench.stats import format_mean_ci, interval
-from test_report import TableCells  # the one parser of a report's tables
+from test_report import TableCells, section_figures  # the one parser of a report's tables
 
 
 def table_of(html: str) -> list[dict[str, str]]:
@@ -168,7 +168,7 @@ def test_both_figures_are_in_the_section(tuned_run, page):
     assert section.count('class="plotly-graph-div"') == 2
     runs = load_runs([tuned_run])
     others = build_figures(runs.results, runs.profile)
-    assert page.count('class="plotly-graph-div"') == len(others) + 2
+    assert page.count('class="plotly-graph-div"') == len(others) + 2 + section_figures(page)
     assert "Validation mIoU of every sample" in section and "Best validation mIoU so far" in section
 
 

@@ -11,7 +11,7 @@ import sys
 from hambench.registry import load_plugins
 
 # Sub-command modules, in the order `hambench --help` lists them.
-COMMANDS = ["modules", "profile", "cluster", "suites", "run", "train", "report"]
+COMMANDS = ["modules", "profile", "cluster", "suites", "run", "train", "report", "export", "compare"]
 
 
 def _common_parser() -> argparse.ArgumentParser:

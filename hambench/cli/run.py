@@ -75,7 +75,15 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
     print(f"{len(table)} trials, {len(failed)} failed{cut} -> {run_dir}")
     for _, row in failed.iterrows():
         print(f"  FAILED {row['trial_id']}: {str(row['error']).splitlines()[0] if row['error'] else ''}")
-    for name in ("results.parquet", "summary.csv", "history.parquet", "profile.parquet", "report.html"):
+    for name in (
+        "results.parquet",
+        "summary.csv",
+        "pairs.csv",
+        "aggregates.csv",
+        "history.parquet",
+        "profile.parquet",
+        "report.html",
+    ):
         if (run_dir / name).exists():
             print(f"  {run_dir / name}")
     return 1 if len(failed) else 0

@@ -166,6 +166,9 @@ class Task:
         None  # (cfg, device) -> model, x, params, shape
     )
     command: TrainCommand | None = None  # its `hambench train <name>` sub-command (None: not offered there)
+    # `hambench export`: (trial, overrides of its config's fields) -> a standalone config of the
+    # task's framework (seg: an mmseg config dict); None: the task's trials do not export.
+    export: Callable[[Trial, Mapping[str, Any]], dict[str, Any]] | None = None
     # A task that is not a training loop:
     run: Callable[[Trial, TrialContext], dict[str, Any]] | None = None
     # Both:

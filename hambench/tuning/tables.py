@@ -1,5 +1,5 @@
 """The run's tables from Tune's results: ``results.parquet`` (one row per trial, the columns of
-``hambench.schema``), ``profile.parquet``, ``history.parquet``, and ``summary.csv``."""
+``hambench.schema``), ``profile.parquet``, ``history.parquet``, ``summary.csv`` and ``pairs.csv``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from hambench.io import atomic_write
 from hambench.schema import COST_COLUMNS, MODEL_COST_COLUMNS, TUNE_RESULT_KEYS, VAL_PREFIX
-from hambench.stats import curve_area, summarize
+from hambench.stats import aggregates, curve_area, improvements, summarize
 from hambench.suite import Suite
 from hambench.tasks import PROFILE, get_task, task_order
 from hambench.trial import Trial, options_json
@@ -23,8 +23,14 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
 
 def write_summary(run_dir: Path, results: pd.DataFrame) -> Path:
     """``summary.csv``: ``hambench.stats.summarize`` of the results table (n, mean, 95 % interval,
-    rank with ties, costs per configuration), written atomically; the report computes the same."""
-    summary = summarize(results)
+    rank with ties, costs per configuration), and its companions: ``pairs.csv``, the probability of
+    improvement of every pair of configurations compared (``hambench.stats.improvements``), and,
+    for a run of two or more comparisons, ``aggregates.csv`` (``hambench.stats.aggregates``); each
+    written atomically; the report computes the same."""
+    summary, pairs, aggregate = summarize(results), improvements(results), aggregates(results)
+    atomic_write(run_dir / "pairs.csv", lambda tmp: pairs.to_csv(tmp, index=False))
+    if not aggregate.empty:  # two or more comparisons
+        atomic_write(run_dir / "aggregates.csv", lambda tmp: aggregate.to_csv(tmp, index=False))
     return atomic_write(run_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
 
 

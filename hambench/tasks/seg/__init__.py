@@ -14,6 +14,8 @@ the driver, the trained segmentor rebuilt for the whole-model cost, and its comm
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from hambench.tasks import (
     DataRequest,
     Metric,
     Task,
+    TaskError,
     TrainCommand,
     TrialContext,
     build_config,
@@ -83,6 +86,7 @@ FIXED_FIELDS = RUN_FIELDS | {
     "amp",
     "aux_head",
     "crop",
+    "channels_last",
 }
 
 
@@ -90,16 +94,23 @@ def suite_config(trial: Trial, ctx: TrialContext) -> SegConfig:
     """The trial's SegConfig: its grid point, its budget (an unset crop or lr keeps the data set's
     default), its task_options and its split (what it evaluates on, over any task option); it
     resumes from the trial's last checkpoint, if any."""
-    assert trial.budget is not None
-    budget = SegBudget.model_validate(trial.budget.model_dump())  # its crop typed again (JSON made it a list)
     work_dir = ctx.work_dir()  # local to the node running it
     state = ctx.restore(into=work_dir)
     if state is not None and "checkpoint" in state:  # mmengine resumes from work_dir/last_checkpoint
         (work_dir / "last_checkpoint").write_text(state["files"][state["checkpoint"]])
+    runtime = trial_values(trial, ctx, work_dir, resume=state is not None)
     return build_config(
-        SegConfig,
-        trial_values(trial, ctx, work_dir, resume=state is not None)
-        | dict(
+        SegConfig, runtime | dict(threads=ctx.threads, plugins=list(ctx.plugins)) | _trial_fields(trial)
+    )
+
+
+def _trial_fields(trial: Trial) -> dict[str, Any]:
+    """The SegConfig values a trial's grid point and budget set, its task options over them and
+    its split over those (a suite's trial and its export share them)."""
+    assert trial.budget is not None
+    budget = SegBudget.model_validate(trial.budget.model_dump())  # its crop typed again (JSON made it a list)
+    return (
+        dict(
             backbone=trial.backbone,
             head=trial.head,
             iters=budget.iters,
@@ -109,12 +120,38 @@ def suite_config(trial: Trial, ctx: TrialContext) -> SegConfig:
             lr=budget.lr,
             workers=1,
             pretrained=trial.pretrained,
-            threads=ctx.threads,
-            plugins=list(ctx.plugins),
         )
         | trial.task_options
-        | dict(eval_split=trial.split),
+        | dict(eval_split=trial.split)
     )
+
+
+def export_config(trial: Trial, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial as a standalone mmseg config (hambench.tasks.seg.export), with ``overrides``
+    (SegConfig fields, e.g. ``data_root``, ``iters``) over its own values. It trains in
+    ``work_dirs/<trial id>`` unless ``work_dir`` is given; a generated set is made ready (the
+    suite's, seed 0), a real one must be at its ``data_root``."""
+    from hambench.data import EMBEDDED
+    from hambench.tasks.seg.export import standalone_config
+
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SegConfig)})
+    if unknown:
+        fields = ", ".join(f.name for f in dataclasses.fields(SegConfig))
+        raise TaskError(f"seg has no config field {', '.join(unknown)}; fields: {fields}")
+    values = dict(
+        context=trial.module,
+        options=dict(trial.options),
+        data=trial.data,
+        seed=trial.seed,
+        work_dir=f"work_dirs/{trial.trial_id}",
+    )
+    values |= dict(data_options=dict(trial.data_options)) if trial.data_options else {}
+    try:
+        cfg = build_config(SegConfig, values | _trial_fields(trial) | dict(overrides))
+        root = prepare_data(cfg.data, None if cfg.data in EMBEDDED else cfg.data_root, seed=0, options=cfg.data_options)
+        return standalone_config(cfg, root)
+    except ValueError as exc:
+        raise TaskError(f"cannot export {trial.trial_id}: {exc}") from exc
 
 
 def suite_data(name: str, request: DataRequest) -> Path:
@@ -232,6 +269,7 @@ register_task(
         model=trained_model,
         prepare_data=suite_data,
         module_width=module_width,
+        export=export_config,
         command=TrainCommand(
             help="train a segmentation model with a context module",
             required=("context",),

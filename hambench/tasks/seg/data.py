@@ -10,14 +10,14 @@ from hambench.tasks.seg.config import SegConfig
 
 
 def pipelines(data: str, crop: tuple[int, int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train and validation transforms. The embedded sets are generated at the crop size and only
-    flipped (scaling would move objects relative to the keys; every shape is mirror-symmetric); the real sets
-    use mmseg's standard recipe (random resize 0.5-2x around (4*crop_h, crop_h), crop, flip,
-    photometric distortion)."""
+    """Train and validation transforms. The embedded sets are generated at the crop size, decoded
+    once (``LoadOnce``, hambench.tasks.seg.transforms) and only flipped (scaling would move objects
+    relative to the keys; every shape is mirror-symmetric); the real sets use mmseg's standard
+    recipe (random resize 0.5-2x around (4*crop_h, crop_h), crop, flip, photometric distortion)."""
     load: list[dict[str, Any]] = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
     if data in EMBEDDED:
-        flipped = [*load, dict(type="RandomFlip", prob=0.5), dict(type="PackSegInputs")]
-        return flipped, [*load, dict(type="PackSegInputs")]
+        once = dict(type="LoadOnce", loads=load)
+        return [once, dict(type="RandomFlip", prob=0.5), dict(type="PackSegInputs")], [once, dict(type="PackSegInputs")]
     scale = (4 * crop[0], crop[0])
     train: list[dict[str, Any]] = [
         *load,
@@ -36,14 +36,20 @@ def pipelines(data: str, crop: tuple[int, int]) -> tuple[list[dict[str, Any]], l
     return train, val
 
 
-def dataset(data: str, root: Path, split: dict[str, Any], pipeline: list[dict[str, Any]]) -> dict[str, Any]:
-    """The mmseg dataset config of one split (``split``: its data_prefix, ann_file, indices)."""
+def dataset(
+    data: str, root: Path, split: dict[str, Any], pipeline: list[dict[str, Any]], *, shared: bool = False
+) -> dict[str, Any]:
+    """The mmseg dataset config of one split (``split``: its data_prefix, ann_file, indices).
+    ``shared``: loader processes read it, so mmengine packs its list of samples into one buffer
+    they share; in the training process itself that packing is a full garbage collection (0.2 s
+    per split) and buys nothing."""
     spec = dataset_spec(data)
     return dict(
         type=spec.dataset_type,
         data_root=str(root),
         reduce_zero_label=spec.reduce_zero_label,
         pipeline=pipeline,
+        serialize_data=shared,
         **split,
         **spec.extra,
     )
@@ -64,19 +70,19 @@ def dataloaders(cfg: SegConfig, root: Path) -> tuple[dict[str, Any], dict[str, A
     test mode a real set trains on its training split less the held-out val part)."""
     train_pipe, val_pipe = pipelines(cfg.data, cfg.resolved_crop())
     train_split, eval_split = split_kwargs(dataset_spec(cfg.data), root, cfg.eval_split)
-    persistent = cfg.loader_workers > 0
+    with_workers = cfg.loader_workers > 0
     train = dict(
         batch_size=cfg.batch,
         num_workers=cfg.loader_workers,
-        persistent_workers=persistent,
+        persistent_workers=with_workers,
         sampler=dict(type="InfiniteSampler", shuffle=True),
-        dataset=dataset(cfg.data, root, train_split, train_pipe),
+        dataset=dataset(cfg.data, root, train_split, train_pipe, shared=with_workers),
     )
     val = dict(
         batch_size=eval_batch(cfg.data),
         num_workers=cfg.loader_workers,
-        persistent_workers=persistent,
+        persistent_workers=with_workers,
         sampler=dict(type="DefaultSampler", shuffle=False),
-        dataset=dataset(cfg.data, root, eval_split, val_pipe),
+        dataset=dataset(cfg.data, root, eval_split, val_pipe, shared=with_workers),
     )
     return train, val

@@ -40,6 +40,8 @@ def run_seg(cfg: SegConfig, callback: Callback | None = None, *, distributed: bo
         torch.set_num_threads(cfg.threads)
     register_all()
     _register_metric()
+    import hambench.tasks.seg.transforms  # noqa: F401  (registers LoadOnce, which the pipelines use)
+
     root = prepare_data(cfg.data, cfg.data_root, cfg.seed, cfg.data_options)
     world_size = torch.distributed.get_world_size() if distributed else 1
     progress = ProgressHook(cfg, callback, world_size)
@@ -69,9 +71,10 @@ def run_seg(cfg: SegConfig, callback: Callback | None = None, *, distributed: bo
 
 
 def runner_arguments(
-    cfg: SegConfig, root: Path, progress: ProgressHook, *, distributed: bool = False
+    cfg: SegConfig, root: Path, progress: ProgressHook | None, *, distributed: bool = False
 ) -> dict[str, Any]:
-    """mmengine's ``Runner`` arguments of one run, in the order its loop uses them."""
+    """mmengine's ``Runner`` arguments of one run, in the order its loop uses them (``progress``
+    None: no progress lines, as an exported config has)."""
     device = cfg.resolved_device()
     amp = _mixed_precision(cfg, device)  # first: a CPU run asking for AMP fails before anything is built
     return {
@@ -145,7 +148,10 @@ def _evaluation() -> dict[str, Any]:
     return dict(val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]))  # _register_metric
 
 
-def _hooks(cfg: SegConfig, progress: ProgressHook) -> dict[str, Any]:
+def _hooks(cfg: SegConfig, progress: ProgressHook | None) -> dict[str, Any]:
+    custom: list[Hook] = [progress] if progress is not None else []
+    if cfg.channels_last:
+        custom.append(ChannelsLastHook())
     return dict(
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
@@ -154,7 +160,7 @@ def _hooks(cfg: SegConfig, progress: ProgressHook) -> dict[str, Any]:
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=cfg.eval_interval, max_keep_ckpts=3),
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
-        custom_hooks=[progress],
+        custom_hooks=custom,
         log_processor=dict(by_epoch=False),
         log_level="WARNING",  # hambench prints its own progress lines (ProgressHook)
     )
@@ -233,6 +239,20 @@ class ProgressHook(Hook):
         print(f"eval  {runner.iter:>6}/{runner.max_iters}  mIoU {row['mIoU']:.2f}  aAcc {row['aAcc']:.2f}", flush=True)
         if self.callback is not None:
             self.callback(row, str(checkpoint) if checkpoint.is_file() else None, ())
+
+
+class ChannelsLastHook(Hook):
+    """Puts the model's 4-D weights in channels_last memory format as training starts: its
+    convolutions then take their channels_last kernels, and every activation follows. Done after
+    the weights are initialised or resumed, so the seed, the initial weights and the optimizer are
+    those of an NCHW run (the parameters stay the same objects); only the kernels' rounding differs."""
+
+    priority = "VERY_HIGH"
+
+    def before_train(self, runner: Any) -> None:
+        if hasattr(runner.model, "module"):  # data-parallel: DDP has laid out its buckets already
+            return
+        runner.model.to(memory_format=torch.channels_last)
 
 
 def _register_metric() -> None:
