@@ -105,11 +105,16 @@ def test_compare_exits_1_on_a_regression_only(tmp_path: Path, capsys):
     assert main(["compare", str(a), str(b)]) == 0
     assert "2 configurations on their headline metric (*): 2 same; no regression" in capsys.readouterr().out
     c = _run(tmp_path, "c", before | {"ham-nmf": [80.1, 81.0, 79.7]})
-    out_csv = tmp_path / "cmp.csv"
-    assert main(["compare", str(a), str(c), "--out", str(out_csv)]) == 1
+    out_csv, page = tmp_path / "cmp.csv", tmp_path / "cmp.html"
+    assert main(["compare", str(a), str(c), "--out", str(out_csv), "--html", str(page)]) == 1
     printed = capsys.readouterr().out
     assert "ham-nmf" in printed and "worse" in printed and "1 regression(s): exit status 1" in printed
     assert set(pd.read_csv(out_csv)["verdict"]) >= {"worse", "same"}
+    html = page.read_text()
+    assert "2 configurations on their headline metric: 1 same, 1 worse." in html or (
+        "2 configurations on their headline metric: 1 worse, 1 same." in html
+    )
+    assert "1 regression(s)." in html and "<span class='bad'>worse</span>" in html
     assert main(["compare", str(a), str(tmp_path / "nope")]) == 2
     assert "no results.parquet" in capsys.readouterr().err
 

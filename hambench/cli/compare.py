@@ -1,4 +1,4 @@
-"""``hambench compare RUN_A RUN_B [--alpha 0.05] [--all] [--out FILE.csv]``: which configurations
+"""``hambench compare RUN_A RUN_B [--alpha 0.05] [--all] [--out FILE.csv] [--html FILE.html]``: which configurations
 changed beyond their seeds' spread between a reference run A and a new run B (a module's new
 version, another hambench, another machine); exit status 1 when a headline metric got
 significantly worse, so the command can gate a CI job."""
@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the Welch test (default 0.05)")
     p.add_argument("--all", action="store_true", help="list every configuration and metric, not only the changes")
     p.add_argument("--out", type=Path, default=None, metavar="FILE.csv", help="also write the whole comparison as CSV")
+    p.add_argument(
+        "--html", type=Path, default=None, metavar="FILE.html", help="also write it as a self-contained report page"
+    )
     p.set_defaults(func=run_compare)
 
 
@@ -53,6 +56,10 @@ def run_compare(args: argparse.Namespace) -> int:
         raise UserError(f"{args.run_a} and {args.run_b}: no trained configuration to compare")
     if args.out is not None:
         atomic_write(args.out, lambda tmp: table.to_csv(tmp, index=False))
+    if args.html is not None:
+        from hambench.reports.compare import write_compare_page
+
+        write_compare_page(args.html, table, str(args.run_a), str(args.run_b), args.alpha)
     _print(table, args)
     worse = table[table["headline"].astype(bool) & (table["verdict"] == "worse")]
     return REGRESSION_STATUS if len(worse) else 0
