@@ -4,6 +4,7 @@ that raises is recorded as failed while the others go on."""
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -127,11 +128,35 @@ def test_run_suite_writes_the_run_directory_and_records_failures(
     assert built["n"] == 1 and built["failed"] == 0 and built["params"] == 8 * 8 + 8 and built["latency_ms"] > 0
     assert summary.loc[failed["options"].iloc[0], "failed"] == 1  # a trial that raised: counted, n = 0
 
-    # --resume of the finished run rewrites the tables and the summary without running a trial again.
+    # --resume of the finished run rewrites the tables and the summary without running a trial again,
+    # and says first which run it continues (the folder given here).
     (run_dir / "summary.csv").unlink()
-    assert main([*args, "--resume", "--no-report"]) == 1
-    assert (run_dir / "summary.csv").is_file() and "module cost (profile trials)" in capsys.readouterr().out
+    resume = [*args[:-6], "--out", str(tmp_path / "runs"), "--num-cpus", "2", "--resume", str(run_dir)]
+    assert main([*resume, "--no-report"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"resuming {run_dir} (the run folder given; started 20")
+    assert (run_dir / "summary.csv").is_file() and "module cost (profile trials)" in out
     assert len(set(marker.read_text().split())) == 1
+
+    # A damaged results table: the report rebuilds every derived table from Tune's state, in one line.
+    before = pd.read_parquet(run_dir / "results.parquet").set_index("trial_id").sort_index()
+    (run_dir / "results.parquet").write_bytes((run_dir / "results.parquet").read_bytes()[:100])
+    (run_dir / "history.parquet").write_bytes(b"PAR1 not a table")
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "report.html")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == (
+        f"results.parquet, history.parquet missing or damaged in {run_dir}: rebuilt results.parquet, "
+        "history.parquet, profile.parquet, summary.csv from the Tune experiment"
+    )
+    after = pd.read_parquet(run_dir / "results.parquet").set_index("trial_id").sort_index()
+    assert list(after.index) == list(before.index) and after["started_at"].equals(before["started_at"])
+    # ... and where that state is gone too, it says so in one line, exit status 2.
+    (run_dir / "results.parquet").unlink()
+    shutil.rmtree(json.loads((run_dir / "meta.json").read_text())["experiment"])
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "report.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hambench: error: {run_dir / 'results.parquet'} is missing or damaged and cannot be rebuilt")
+    assert len(err.splitlines()) == 1
 
 
 def test_training_rows_join_their_cost_on_the_given_options(tmp_path: Path, tune_results) -> None:
@@ -265,3 +290,50 @@ def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
     progress.on_trial_result(0, [], tune_trial(seg), {"mIoU": 40.0})
     # 5 profiling trials x 10 s + 24 seg trials x >= 100 s, over the 2 slots seen so far
     assert 1200 <= progress.eta() <= 1290 and "mIoU 40" in progress.line()
+
+
+def test_resume_names_its_run_and_refuses_a_changed_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Which run --resume continues, and a suite edited since: decided before Ray starts, in one line."""
+    suite = profile_suite(tmp_path, "[none]")
+    base = tmp_path / "runs" / "tiny-profile"
+    for run_id in ("20261201-100000", "20261201-100001"):  # two runs a second apart
+        (base / run_id).mkdir(parents=True)
+        (base / run_id / "meta.json").write_text(json.dumps({"suite": "tiny-profile", "date": f"{run_id}"}))
+        shutil.copy(suite, base / run_id / "suite.yaml")
+    profile_suite(tmp_path, "[none, se]")  # the grid grew since
+    args = ["run", "suite", str(suite), "--out", str(tmp_path / "runs"), "--resume"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"hambench: error: --resume: the suite's grid changed since {base / '20261201-100001'} started: 1 trial(s) "
+        "added (profile-se); restore the suite file, or start a new run without --resume"
+    )
+    other = profile_suite(tmp_path, "[none]", name="other")
+    assert main(["run", "suite", str(other), "--resume", str(base / "20261201-100000")]) == 2
+    assert "is a run of suite 'tiny-profile', not 'other'" in capsys.readouterr().err
+
+
+def test_an_out_without_room_or_write_access_is_refused_before_ray(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The floor of a run's disk use and a writable --out are checked before Ray starts; nothing is
+    created. (A 3 MB tmpfs and a read-only mount give the same lines: docs/suites.md.)"""
+    import collections
+
+    from hambench.tuning import driver
+
+    suite = profile_suite(tmp_path, "[none, se]")
+    out = tmp_path / "runs"
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(driver.shutil, "disk_usage", lambda path: usage(3_145_728, 0, 3_145_728))
+    assert main(["run", "suite", str(suite), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"hambench: error: {tmp_path} has 3.15 MB free; this run needs at least 18 MB (0 training trials at 8 MB, "
+        "2 profiling at 1 MB, 16 MB for its tables and report); free space or choose another --out"
+    )
+    monkeypatch.setattr(driver.os, "access", lambda path, mode: False)
+    assert main(["run", "suite", str(suite), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"hambench: error: cannot write to {tmp_path} (read-only or not yours); choose another --out"
+    )
+    assert not out.exists()

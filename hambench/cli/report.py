@@ -52,6 +52,8 @@ def run_report(args: argparse.Namespace) -> int:
     from hambench.reports.export import FigureExportError, figures_dir
     from hambench.reports.runs import RunDirError
 
+    for run_dir in args.run_dirs:
+        _repair_tables(run_dir)
     try:
         path = render_report(args.run_dirs, args.out, figures_format=args.figures)
     except (RunDirError, FigureExportError) as exc:
@@ -64,6 +66,25 @@ def run_report(args: argparse.Namespace) -> int:
     if args.open:
         webbrowser.open(path.resolve().as_uri())
     return 0
+
+
+def _repair_tables(run_dir: Path) -> None:
+    """A finished run whose derived tables are missing or damaged gets them rebuilt from its Tune
+    experiment and done records, in one line; a folder that is no run is left to the report's check."""
+    from hambench.cli import UserError
+    from hambench.tuning.driver import SuiteRunError
+    from hambench.tuning.rebuild import damaged_tables, rebuild_tables
+
+    if not (run_dir / "meta.json").is_file():
+        return
+    bad = damaged_tables(run_dir)
+    if not bad:
+        return
+    try:
+        rebuilt = rebuild_tables(run_dir)
+    except SuiteRunError as exc:
+        raise UserError(f"{run_dir / bad[0]} is missing or damaged and {exc}") from None
+    print(f"{', '.join(bad)} missing or damaged in {run_dir}: rebuilt {', '.join(rebuilt)} from the Tune experiment")
 
 
 def print_report_summary(run_dirs: list[Path]) -> None:

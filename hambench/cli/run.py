@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     s.add_argument(
         "--storage", metavar="DIR|s3://...", help="Tune's storage for trial checkpoints (default: the run directory)"
     )
-    s.add_argument("--resume", action="store_true", help="continue the newest (or --run-id) run of this suite")
+    s.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_DIR",
+        help="continue a run: RUN_DIR, else --run-id, else this suite's latest in --out (named in the first line)",
+    )
     s.add_argument("--run-id", help="name of the run directory (default: a timestamp)")
     s.add_argument("--smoke", action="store_true", help="tiny budgets on generated fixture data: checks the whole path")
     s.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at a time (default: the suite's)")
@@ -40,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "(offline without an API key); TensorBoard event files are always written (docs/tracking.md)",
     )
     s.add_argument("--no-report", action="store_true", help="skip report.html")
+    s.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Ray's set-up notices (else in <run dir>/ray.log) and the libraries' warnings hambench hides",
+    )
     s.set_defaults(func=run_suite_cmd)
 
 
@@ -48,11 +61,15 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
     exit status 2 (``hambench.cli.main``), a failed trial in status 1."""
     from hambench.tuning import RunOptions, run_suite
 
+    if args.verbose:  # the trials' processes read it too (hambench.models.registration)
+        os.environ["HAMBENCH_VERBOSE"] = "1"
+
     opts = RunOptions(
         address=args.address,
         storage=args.storage,
         out=args.out,
-        resume=args.resume,
+        resume=bool(args.resume),
+        resume_dir=Path(args.resume) if isinstance(args.resume, str) else None,
         run_id=args.run_id,
         smoke=args.smoke,
         max_concurrent=args.max_concurrent,
@@ -62,6 +79,7 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         report=not args.no_report,
         tracker=args.tracker,
+        verbose=args.verbose,
     )
     run_dir = run_suite(args.suite, opts)
     import pandas as pd

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -46,6 +47,7 @@ class RunOptions:
     storage: str | None = None  # Tune's storage (DIR or s3://...); default: the run directory
     out: Path = Path("runs")
     resume: bool = False
+    resume_dir: Path | None = None  # the run folder --resume continues (default: the suite's latest in out)
     run_id: str | None = None  # default: a new timestamp, or the newest run when resuming
     smoke: bool = False
     max_concurrent: int | None = None
@@ -56,26 +58,87 @@ class RunOptions:
     report: bool = True
     progress: bool = True
     tracker: str | None = None  # "mlflow" or "wandb" besides TensorBoard (hambench.tracking)
+    verbose: bool = False  # Ray's notices and the libraries' warnings in the terminal too
 
 
-def _run_dir(suite: Suite, opts: RunOptions) -> Path:
+def _run_dir(suite: Suite, opts: RunOptions) -> tuple[Path, str]:
+    """The run folder, and for a resumed run the line that says which one and why."""
     base = Path(opts.out).resolve() / suite.name
     if opts.resume:
-        if opts.run_id:
-            run_dir = base / opts.run_id
+        runs = sorted(p for p in base.glob("*") if (p / "meta.json").is_file()) if base.is_dir() else []
+        if opts.resume_dir is not None:
+            run_dir, why = Path(opts.resume_dir).resolve(), "the run folder given"
+        elif opts.run_id:
+            run_dir, why = base / opts.run_id, "--run-id"
+        elif runs:
+            run_dir, why = runs[-1], f"the latest of {len(runs)} run(s) of suite {suite.name!r} in {opts.out}"
         else:
-            runs = sorted(p for p in base.glob("*") if (p / "meta.json").is_file()) if base.is_dir() else []
-            if not runs:
-                raise SuiteRunError(f"--resume: no earlier run of suite {suite.name!r} under {base}")
-            run_dir = runs[-1]
+            raise SuiteRunError(f"--resume: no earlier run of suite {suite.name!r} under {base}")
         if not (run_dir / "meta.json").is_file():
             raise SuiteRunError(f"--resume: {run_dir} is not a run directory (no meta.json)")
-        return run_dir
+        started = json.loads((run_dir / "meta.json").read_text())
+        if started.get("suite") not in (None, suite.name):
+            raise SuiteRunError(f"--resume: {run_dir} is a run of suite {started.get('suite')!r}, not {suite.name!r}")
+        return run_dir, f"resuming {run_dir} ({why}; started {started.get('date', 'at an unknown time')})"
     run_id = opts.run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = base / run_id
     if (run_dir / "meta.json").exists():
         raise SuiteRunError(f"{run_dir} exists; pass --resume to continue it or choose another --run-id")
-    return run_dir
+    return run_dir, ""
+
+
+# The room a run needs at least, checked before Ray starts: a floor, measured on the quickstart's
+# tiny-d8 models (2.6 MB per training trial: checkpoints, the TensorBoard log; 70 KB per profiling
+# trial). A trial keeps at most five checkpoints (mmengine's three, Tune's two) of its weights and
+# optimizer state: a ResNet-50 segmentor's are 0.4-0.5 GB each, so such runs need far more.
+TRAIN_TRIAL_FLOOR = 8_000_000
+PROFILE_TRIAL_FLOOR = 1_000_000
+RUN_FLOOR = 16_000_000  # the tables, the report (about 5 MB), Ray's session logs
+
+
+def _check_room(run_dir: Path, trials: list[Trial]) -> None:
+    """``--out`` must be writable and hold the run's floor (above); else one line naming the
+    folder, the space free and the space needed."""
+    from hambench.units import si
+
+    anchor = run_dir
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not os.access(anchor, os.W_OK):
+        raise SuiteRunError(f"cannot write to {anchor} (read-only or not yours); choose another --out")
+    training = sum(get_task(t.task).trains for t in trials)
+    need = RUN_FLOOR + training * TRAIN_TRIAL_FLOOR + (len(trials) - training) * PROFILE_TRIAL_FLOOR
+    free = shutil.disk_usage(anchor).free
+    if free < need:
+        raise SuiteRunError(
+            f"{anchor} has {si(free, 'B')} free; this run needs at least {si(need, 'B')} ({training} training "
+            f"trials at {si(TRAIN_TRIAL_FLOOR, 'B')}, {len(trials) - training} profiling at "
+            f"{si(PROFILE_TRIAL_FLOOR, 'B')}, {si(RUN_FLOOR, 'B')} for its tables and report); "
+            "free space or choose another --out"
+        )
+
+
+def _check_same_grid(run_dir: Path, trials: list[Trial], opts: RunOptions) -> None:
+    """A resumed run's suite file must expand to the trials it started with (``suite.yaml`` in the
+    run folder, the suite as it ran); a changed grid is refused, naming the trials added and removed."""
+    saved = run_dir / "suite.yaml"
+    if not saved.is_file():
+        return  # a run folder from before the suite was kept: nothing to compare with
+    then = {t.trial_id for t in expand(load_suite(saved), only=opts.only, source=str(saved))}
+    now = {t.trial_id for t in trials}
+    if then == now:
+        return
+
+    def listed(ids: set[str]) -> str:
+        names = sorted(ids)
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    changes = [f"{len(now - then)} trial(s) added ({listed(now - then)})"] if now - then else []
+    changes += [f"{len(then - now)} removed ({listed(then - now)})"] if then - now else []
+    raise SuiteRunError(
+        f"--resume: the suite's grid changed since {run_dir} started: {'; '.join(changes)}; "
+        "restore the suite file, or start a new run without --resume"
+    )
 
 
 def _prepare_data(trials: list[Trial], opts: RunOptions, run_dir: Path) -> dict[str, str]:
@@ -111,6 +174,20 @@ def _check_task_options(trials: list[Trial]) -> None:
                 raise SuiteRunError(
                     f"task_options {', '.join(unknown)}: not fields of {owner} ({', '.join(sorted(fields)) or 'none'})"
                 )
+
+
+# Ray's loggers whose notices concern the cluster's set-up, not the user's run: to the run's ray.log.
+RAY_NOTICE_LOGGERS = ("ray._private.authentication",)
+
+
+def _ray_notices_to(log: Path) -> None:
+    """Ray's set-up notices (its token-authentication default) go to ``log`` instead of the terminal."""
+    handler = logging.FileHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    for name in RAY_NOTICE_LOGGERS:
+        notices = logging.getLogger(name)
+        notices.handlers = [handler]
+        notices.propagate = False
 
 
 def _init_ray(opts: RunOptions, ray_tmp: str) -> None:
@@ -158,7 +235,11 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
     resolved = smoke(suite) if opts.smoke else suite  # the suite as it runs: what the run folder keeps
     trials = expand(resolved, only=opts.only, source=source)
     _check_task_options(trials)
-    run_dir = _run_dir(suite, opts)
+    run_dir, resuming = _run_dir(suite, opts)
+    if opts.resume:
+        _check_same_grid(run_dir, trials, opts)
+        print(resuming, flush=True)
+    _check_room(run_dir, trials)
     data_roots = _prepare_data(trials, opts, run_dir)  # a bad data root fails before the run directory exists
     run_dir.mkdir(parents=True, exist_ok=True)
     meta_path = run_dir / "meta.json"
@@ -171,10 +252,14 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
 
     ray_tmp = tempfile.mkdtemp(prefix="hb-ray-")  # short: Ray's socket paths must stay < 108 chars
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # snapshot experiment state often (cheap)
+    if not opts.verbose:  # ... which Tune then warns is often: hambench asked for it
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, Progress prints instead
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a done record re-reported has no `iter`
     with tracker_environment():  # the trackers' variables as they were, after the run
         try:
+            if not opts.verbose:
+                _ray_notices_to(run_dir / "ray.log")
             _init_ray(opts, ray_tmp)
             whole_node = profile_cpus(ray.nodes(), trials)
             placement = "device unit" if whole_node is None else f"whole node ({whole_node:g} CPUs)"
