@@ -12,14 +12,18 @@ from hambench.reports.markup import e, figure_div, table
 from hambench.reports.style import FAMILY_COLORS, axis, layout
 from hambench.stats import aggregates, configuration_label, performance_profile
 
-FAMILY_DASH = {"hamburger": "dash", "none": "dot"}
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")  # apart within a family's colour
 
 
 def profile_figure(profile: pd.DataFrame, metric: str) -> go.Figure:
     """One line per configuration: the share of its runs scoring above tau."""
     fig = go.Figure()
+    seen: dict[str, int] = {}
     for _, grp in profile.groupby(["module", "options", "backbone", "head"], sort=False):
         row = grp.iloc[0]
+        family = str(row["family"])
+        dash = DASHES[seen.get(family, 0) % len(DASHES)]
+        seen[family] = seen.get(family, 0) + 1
         fig.add_trace(
             go.Scatter(
                 x=grp["tau"],
@@ -27,9 +31,7 @@ def profile_figure(profile: pd.DataFrame, metric: str) -> go.Figure:
                 mode="lines",
                 line_shape="hv",
                 name=configuration_label(row),
-                line=dict(
-                    color=FAMILY_COLORS.get(str(row["family"])), dash=FAMILY_DASH.get(str(row["family"]), "solid")
-                ),
+                line=dict(color=FAMILY_COLORS.get(family, FAMILY_COLORS["other"]), dash=dash),
             )
         )
     layout(
