@@ -32,9 +32,7 @@ def exported_config(
     trial = trial_of(run_dir, trial_id)
     task = get_task(trial.task)
     if task.export is None:
-        raise SuiteRunError(
-            f"{trial_id}: trials of task {trial.task!r} do not export (profiling measures, it trains nothing)"
-        )
+        raise SuiteRunError(f"{trial_id}: task {trial.task!r} has no standalone export (seg trials export to mmseg)")
     return trial_id, task.export(trial, overrides)
 
 
