@@ -58,6 +58,7 @@ def aggregate_section(results: pd.DataFrame) -> str:
         "share of a configuration's runs above it: a curve above another everywhere is better at every level "
         "(Agarwal et al., NeurIPS 2021).</p>",
     ]
+    profile = performance_profile(results)
     for metric, grp in agg.groupby("metric", sort=False):
         body = [
             [
@@ -72,6 +73,5 @@ def aggregate_section(results: pd.DataFrame) -> str:
         ]
         columns = ["configuration", "family", "comparisons", "runs", f"IQM of normalised {metric} [95% CI]", "mean"]
         out.append(f"<h3>{e(metric)}</h3>" + table(columns, body, sortable=True))
-        profile = performance_profile(results)
         out.append(figure_div(profile_figure(profile, str(metric))))
     return "\n".join(out + ["</section>"])

@@ -146,11 +146,10 @@ def _ranking_table(rows: pd.DataFrame, chosen: bool = False) -> str:
     return table(columns, body, sortable=True)
 
 
-def ranking_section(runs: Runs) -> str:
+def ranking_section(summary: pd.DataFrame) -> str:
     """The ranking tables at the top of the report: per task, data set and accuracy metric (the
-    headline first), each configuration's n, mean ± 95 % CI, rank with ties and cost, from
-    hambench.stats.summarize. Every metric: two metrics of one task can disagree."""
-    summary = summarize(runs.results)
+    headline first), each configuration's n, mean ± 95 % CI, rank with ties and cost, from the
+    runs' summary (hambench.stats.summarize). Every metric: two metrics of one task can disagree."""
     rows = summary[summary["metric"].fillna("") != ""] if not summary.empty else summary
     out = ['<section id="ranking"><h2>Ranking</h2>']
     if rows.empty:
@@ -457,6 +456,7 @@ def report_html(
     reference_names: Iterable[str] = ("references.csv",),
     axis_notes: Iterable[str] = (),
 ) -> str:
+    summary = summarize(runs.results)  # once: four sections read it
     suites = ", ".join(dict.fromkeys(str(m.get("suite")) for m in runs.meta))
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     run_list = ", ".join(f"{m.get('suite')}/{m.get('run_id')}" for m in runs.meta)
@@ -468,12 +468,12 @@ def report_html(
 <h1>hambench report: {e(suites)}</h1>
 <p class="muted">{len(runs.meta)} run(s): {e(run_list)} · generated {e(generated)} ·
 plotly {e(plotly.__version__)}</p>
-{ranking_section(runs)}
-{improvement_section(improvements(runs.results), summarize(runs.results))}
+{ranking_section(summary)}
+{improvement_section(improvements(runs.results), summary)}
 {aggregate_section(runs.results)}
-{levels_section(summarize(runs.results))}
+{levels_section(summary)}
 {tuning_section(runs)}
-{artifacts_sections(runs.results, runs.meta, summarize(runs.results))}
+{artifacts_sections(runs.results, runs.meta, summary)}
 {pareto_section(figures, axis_notes)}
 {module_section(figures)}
 {scaling_section(figures)}
