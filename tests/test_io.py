@@ -58,3 +58,75 @@ def test_replaces_an_existing_file_with_fsync(tmp_path: Path) -> None:
     atomic_write_bytes(path, b"second", fsync=True)
     assert path.read_bytes() == b"second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth"]
+
+
+def test_fault_line_names_the_fault_the_mount_point_and_the_file(tmp_path: Path) -> None:
+    """A write that failed on a full, over-quota or read-only disk is found behind the exceptions
+    that wrap it (a cause, a context, a Ray task error's ``cause``); any other failure is not."""
+    import errno
+
+    from hambench.io import DiskFault, fault_line, mount_point
+
+    file = tmp_path / "runs" / "results.parquet"  # not there yet: its nearest existing folder decides
+    mount = mount_point(tmp_path)
+    assert os.path.ismount(mount) and str(tmp_path).startswith(str(mount))
+    full = OSError(errno.ENOSPC, "No space left on device", str(file))
+    assert fault_line(full) == f"no space left on {mount} writing {file}"
+    # pyarrow's error has the errno but no file: the caller says what it was writing.
+    arrow = OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert fault_line(arrow, writing=tmp_path / "x") == f"no space left on {mount} writing {tmp_path / 'x'}"
+    assert fault_line(arrow) == f"no space left ({arrow})"
+    quota = OSError(errno.EDQUOT, "Disk quota exceeded", str(file))
+    assert fault_line(quota).startswith("disk quota exceeded on ")  # type: ignore[union-attr]
+    readonly = OSError(errno.EROFS, "Read-only file system", str(file))
+    assert fault_line(readonly) == f"read-only file system on {mount} writing {file}"
+
+    class TaskError(Exception):  # Ray's RayTaskError keeps the worker's exception as ``cause``
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("task failed")
+            self.cause = cause
+
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("the checkpoint hook failed") from exc
+    except RuntimeError as wrapped:
+        assert fault_line(TaskError(wrapped)) == f"no space left on {mount} writing {file}"
+    assert fault_line(TaskError(DiskFault("no space left on /mnt writing f"))) == "no space left on /mnt writing f"
+    assert fault_line(OSError(errno.EACCES, "Permission denied", str(file))) is None
+    assert fault_line(ValueError("bad option")) is None
+
+
+def test_full_disk_counts_a_write_without_an_errno_only_when_space_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collections
+
+    from hambench import io
+    from hambench.io import full_disk, fullest, mount_point
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    assert full_disk([tmp_path]) == f"no space left on {mount_point(tmp_path)} (4096 bytes free) writing in {tmp_path}"
+    work, storage = tmp_path / "work", tmp_path / "storage"  # on two file systems, say
+    monkeypatch.setattr(io, "mount_point", lambda path: Path(path))
+    frees = {str(work): 10**9, str(storage): 0}
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: usage(10**9, 0, frees[str(path)]))
+    assert fullest([work, storage]) == storage
+    assert full_disk([work, storage]) == f"no space left on {storage} (0 bytes free) writing in {storage}"
+    frees[str(storage)] = 10**9
+    assert full_disk([work, storage]) is None
+
+
+def test_a_full_disk_under_an_atomic_write_names_the_file_asked_for(tmp_path: Path) -> None:
+    import errno
+
+    def full(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    with pytest.raises(OSError) as raised:
+        atomic_write(tmp_path / "report.html", full)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "report.html")
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone

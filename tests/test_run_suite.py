@@ -3,6 +3,7 @@ that raises is recorded as failed while the others go on."""
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import textwrap
@@ -70,8 +71,11 @@ def profile_suite(tmp_path: Path, modules_yaml: str, *, name: str = "tiny-profil
 
 
 def test_run_suite_writes_the_run_directory_and_records_failures(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from hambench.io import mount_point
+    from hambench.tuning import driver
+
     plugin = write_plugin(tmp_path)
     marker = tmp_path / "marker.txt"
     suite = profile_suite(
@@ -129,9 +133,23 @@ def test_run_suite_writes_the_run_directory_and_records_failures(
     assert summary.loc[failed["options"].iloc[0], "failed"] == 1  # a trial that raised: counted, n = 0
 
     # --resume of the finished run rewrites the tables and the summary without running a trial again,
-    # and says first which run it continues (the folder given here).
+    # and says first which run it continues (the folder given here). First on a disk that is full
+    # when the summary is written: one line, exit status 2, the command that finishes the run.
     (run_dir / "summary.csv").unlink()
     resume = [*args[:-6], "--out", str(tmp_path / "runs"), "--num-cpus", "2", "--resume", str(run_dir)]
+
+    def full(run_dir: Path, table: pd.DataFrame) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "summary.csv"))
+
+    with monkeypatch.context() as m:
+        m.setattr(driver, "write_summary", full)
+        assert main([*resume, "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
+    assert err == (
+        f"hambench: error: no space left on {mount_point(run_dir)} writing {run_dir / 'summary.csv'}; free space "
+        f"and run `hambench run suite {suite} --resume {run_dir} --only test-probe --num-cpus 2 --plugin {plugin}`"
+    )
+    assert not (run_dir / "summary.csv").exists()
     assert main([*resume, "--no-report"]) == 1
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith(f"resuming {run_dir} (the run folder given; started 20")
@@ -252,7 +270,7 @@ def test_ade20k_pareto_smoke(tmp_path: Path) -> None:
     assert (run_dir / "report.html").stat().st_size > 10_000
 
 
-def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
+def test_progress_counts_best_and_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from ray.tune.experiment import Trial as TuneTrial
 
     from hambench.suite import load_suite
@@ -290,6 +308,21 @@ def test_progress_counts_best_and_eta(tmp_path: Path) -> None:
     progress.on_trial_result(0, [], tune_trial(seg), {"mIoU": 40.0})
     # 5 profiling trials x 10 s + 24 seg trials x >= 100 s, over the 2 slots seen so far
     assert 1200 <= progress.eta() <= 1290 and "mIoU 40" in progress.line()
+
+    # A worker that died: one line per retry and when no retry is left (Tune's traceback: ray.log).
+    failing = tune_trial(seg + 1, {})
+    failing.max_failures = 2
+    failing.run_metadata.num_failures = 1
+    progress.on_trial_recover(0, [], failing)
+    failing.run_metadata.num_failures = 3
+    progress.on_trial_error(0, [], failing)
+    said = capsys.readouterr().err.splitlines()
+    worker = [line for line in said if line.startswith(trials[seg + 1].trial_id)]
+    assert worker == [
+        f"{trials[seg + 1].trial_id}: its worker failed; retry 1 of 2",
+        f"{trials[seg + 1].trial_id}: its worker failed 3 time(s); counted failed",
+    ]
+    assert "(failed 2)" in progress.line()
 
 
 def test_resume_names_its_run_and_refuses_a_changed_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -237,3 +237,41 @@ def test_gan_budget_lr_sets_both_learning_rates_at_the_ttur_ratio(tmp_path: Path
     assert fast.lr_g == 2e-4 and fast.lr_d == pytest.approx(8e-4) and fast.res == 64
     mine = config("{iters: 4, eval_interval: 2, lr: 2e-4}", "{lr_d: 1.0e-3}")
     assert mine.lr_g == 2e-4 and mine.lr_d == 1e-3  # task_options win
+
+
+def test_a_sweep_size_equal_to_the_profile_shape_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quickstart sweeps H = W in {16, 32, 48, 64} around a 1x64x64x64 shape: the sweep's 64
+    is the shape's own row (one timing fewer per module), and the fit still sees four sizes."""
+    import json
+
+    import hambench.profiling
+    from hambench.tasks.profile import run_profile
+    from hambench.trial import Trial
+
+    measured: list[tuple[int, ...]] = []
+
+    def profile_module(module: str, *, shape: tuple[int, ...], **kw: Any) -> dict[str, Any]:
+        measured.append(shape)
+        n = shape[2] * shape[3]
+        return {"shape": "x".join(map(str, shape)), "macs_torchprofile": 10 * n, "latency_ms": 1e-3 * n, "params": 0,
+                "device": "cpu", "device_name": "cpu"}  # fmt: skip
+
+    monkeypatch.setattr(hambench.profiling, "profile_module", profile_module)
+
+    class Ctx:
+        def restore(self) -> None:
+            return None
+
+        def report(self, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+            pass
+
+    suite = parse_suite(
+        {"name": "s", "task": "profile", "grid": {"modules": ["none"]},
+         "profile": {"shape": [1, 64, 64, 64], "sweep": [16, 32, 48, 64]}, "metrics": ["latency_ms"]}
+    )  # fmt: skip
+    trial: Trial = expand(suite)[0]
+    result = run_profile(trial, Ctx())  # type: ignore[arg-type]
+    assert measured == [(1, 64, 64, 64), (1, 64, 16, 16), (1, 64, 32, 32), (1, 64, 48, 48)]
+    rows = json.loads(result["profile_rows"])
+    assert [r["sweep_size"] for r in rows] == [None, 16, 32, 48, 64]
+    assert rows[4]["latency_ms"] == rows[0]["latency_ms"] and rows[4]["exponent_macs"] == pytest.approx(1.0)

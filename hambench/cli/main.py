@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 
+from hambench.io import fault_line
 from hambench.registry import load_plugins
 
 # Sub-command modules, in the order `hambench --help` lists them.
@@ -64,7 +65,8 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``hambench`` command; the only place that prints a user's error (one
-    ``hambench: error: ...`` line on stderr, exit status 2)."""
+    ``hambench: error: ...`` line on stderr, exit status 2). A write that failed on a full,
+    over-quota or read-only disk is said the same way: it is the disk's fault, not a bug."""
     try:
         # The plugins first: a task a plugin registers is then a `hambench train` sub-command too.
         plugins = getattr(_common_parser().parse_known_args(argv)[0], "plugin", [])
@@ -73,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         args.plugin = plugins  # commands pass the plugin files on to Ray trials
         return int(args.func(args) or 0)
     except Exception as exc:
-        if not isinstance(exc, user_errors()):
+        disk = None if isinstance(exc, user_errors()) else fault_line(exc)  # a full or read-only disk
+        if disk is None and not isinstance(exc, user_errors()):
             raise  # a bug: its traceback is what a report needs
-        print(f"hambench: error: {exc}", file=sys.stderr)
+        print(f"hambench: error: {disk or exc}", file=sys.stderr)
         return USER_ERROR_STATUS
 
 

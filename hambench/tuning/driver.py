@@ -5,15 +5,19 @@ suite with ``tune:`` runs two Tuners, the search and the retrain (``search.py``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import json
 import logging
 import os
+import pickle
+import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from hambench.io import atomic_write_json, atomic_write_text
+from hambench.io import atomic_write_json, atomic_write_text, fault_line
 from hambench.nodes import alive_nodes, local_versions
 from hambench.registry import load_plugins
 from hambench.suite import Suite, grid_points, load_suite, references_path, resolve_suite_path, smoke, suite_to_yaml
@@ -32,7 +36,16 @@ from hambench.tuning.plan import expand
 from hambench.tuning.progress import Progress
 from hambench.tuning.search import choose, retrain_trials, search_scheduler
 from hambench.tuning.tables import collect_tables, write_parquet, write_summary
-from hambench.tuning.trainable import DEVICE_RESOURCE, PROFILE_CPUS, done_ids, read_done, run_trial, trial_resources
+from hambench.tuning.trainable import (
+    DEVICE_RESOURCE,
+    PROFILE_CPUS,
+    DiskWatch,
+    done_ids,
+    local_folder,
+    read_done,
+    run_trial,
+    trial_resources,
+)
 
 
 class SuiteRunError(RuntimeError):
@@ -97,10 +110,13 @@ RUN_FLOOR = 16_000_000  # the tables, the report (about 5 MB), Ray's session log
 
 
 def _check_room(run_dir: Path, trials: list[Trial]) -> None:
-    """``--out`` must be writable and hold the run's floor (above); else one line naming the
-    folder, the space free and the space needed."""
+    """``--out`` must be writable and hold the run's floor (above) for the trials not finished yet
+    (a resumed run's finished ones have their files); else one line naming the folder, the space
+    free and the space needed."""
     from hambench.units import si
 
+    finished = _finished_ids(run_dir)
+    trials = [t for t in trials if t.trial_id not in finished]
     anchor = run_dir
     while not anchor.exists():
         anchor = anchor.parent
@@ -116,6 +132,34 @@ def _check_room(run_dir: Path, trials: list[Trial]) -> None:
             f"{si(PROFILE_TRIAL_FLOOR, 'B')}, {si(RUN_FLOOR, 'B')} for its tables and report); "
             "free space or choose another --out"
         )
+
+
+def _finished_ids(run_dir: Path) -> set[str]:
+    """The trials of a started run that have a done record (any of its experiments: a tuned
+    suite's search and retrain too); none for a new run."""
+    meta = run_dir / "meta.json"
+    experiment = json.loads(meta.read_text()).get("experiment") if meta.is_file() else None
+    if not experiment:
+        return set()
+    return set().union(*(done_ids(f"{experiment}{part}/done") for part in ("", "-search", "-retrain")))
+
+
+def resume_command(name_or_path: str | Path, opts: RunOptions, run_dir: Path) -> str:
+    """The command that continues this run with the options that shape its grid and placement."""
+    words = ["hambench", "run", "suite", str(name_or_path), "--resume", str(run_dir)]
+    words += ["--smoke"] if opts.smoke else []
+    words += ["--only", *opts.only] if opts.only else []
+    for flag, value in (
+        ("--address", opts.address),
+        ("--storage", opts.storage),
+        ("--data-root", opts.data_root),
+        ("--max-concurrent", opts.max_concurrent),
+        ("--num-cpus", opts.num_cpus),
+    ):
+        words += [flag, str(value)] if value is not None else []
+    for plugin in opts.plugins:
+        words += ["--plugin", str(plugin)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _check_same_grid(run_dir: Path, trials: list[Trial], opts: RunOptions) -> None:
@@ -176,18 +220,40 @@ def _check_task_options(trials: list[Trial]) -> None:
                 )
 
 
-# Ray's loggers whose notices concern the cluster's set-up, not the user's run: to the run's ray.log.
-RAY_NOTICE_LOGGERS = ("ray._private.authentication",)
+# Ray's loggers whose notices concern the cluster's set-up or Tune's bookkeeping, not the user's
+# run (its authentication default, a worker's traceback, a storage sync retried each second): to
+# the run's ray.log. Progress says in one line when a trial's worker failed; a disk fault stops the
+# run in one line (DiskWatch).
+RAY_NOTICE_LOGGERS = ("ray._private.authentication", "ray.tune", "ray.train", "ray.air")
 
 
-def _ray_notices_to(log: Path) -> None:
-    """Ray's set-up notices (its token-authentication default) go to ``log`` instead of the terminal."""
-    handler = logging.FileHandler(log)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    for name in RAY_NOTICE_LOGGERS:
-        notices = logging.getLogger(name)
-        notices.handlers = [handler]
-        notices.propagate = False
+class _LogFile(logging.FileHandler):
+    """ray.log: a line it cannot write (the disk under the run is full) is dropped, not printed
+    with a traceback: the run says that fault itself."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _ray_notices_to(log: Path | None) -> Iterator[None]:
+    """Ray's notices (RAY_NOTICE_LOGGERS) go to ``log`` instead of the terminal (None: to the
+    terminal, ``--verbose``) while the run lasts; the loggers are as they were after it."""
+    loggers = [logging.getLogger(name) for name in RAY_NOTICE_LOGGERS]
+    saved = [(lg.handlers, lg.propagate) for lg in loggers]
+    handler = None
+    if log is not None:
+        handler = _LogFile(log, delay=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        for lg in loggers:
+            lg.handlers, lg.propagate = [handler], False
+    try:
+        yield
+    finally:
+        for lg, (handlers, propagate) in zip(loggers, saved):
+            lg.handlers, lg.propagate = handlers, propagate
+        if handler is not None:
+            handler.close()
 
 
 def _init_ray(opts: RunOptions, ray_tmp: str) -> None:
@@ -224,7 +290,8 @@ def profile_cpus(nodes: list[dict[str, Any]], trials: list[Trial]) -> float | No
 
 
 def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
-    """Run (or resume) a suite and return its run directory."""
+    """Run (or resume) a suite and return its run directory. A disk that fills up (or turns
+    read-only) under the run stops it in one line that says how to resume it; what finished stays."""
     opts = opts or RunOptions()
     check_tracker(opts.tracker)  # a missing package is said now, not after Ray started
     load_plugins(
@@ -241,6 +308,26 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
         print(resuming, flush=True)
     _check_room(run_dir, trials)
     data_roots = _prepare_data(trials, opts, run_dir)  # a bad data root fails before the run directory exists
+    try:
+        return _run(name_or_path, opts, suite, resolved, source, trials, run_dir, data_roots)
+    except Exception as exc:
+        line = fault_line(exc, writing=run_dir)
+        if line is None:
+            raise
+        raise SuiteRunError(f"{line}; free space and run `{resume_command(name_or_path, opts, run_dir)}`") from None
+
+
+def _run(
+    name_or_path: str | Path,
+    opts: RunOptions,
+    suite: Suite,
+    resolved: Suite,
+    source: str,
+    trials: list[Trial],
+    run_dir: Path,
+    data_roots: dict[str, str],
+) -> Path:
+    """``run_suite`` once its checks passed: the run folder, Ray, the Tuner(s), the tables, the report."""
     run_dir.mkdir(parents=True, exist_ok=True)
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if opts.resume else {}
@@ -256,10 +343,8 @@ def run_suite(name_or_path: str | Path, opts: RunOptions | None = None) -> Path:
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, Progress prints instead
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a done record re-reported has no `iter`
-    with tracker_environment():  # the trackers' variables as they were, after the run
+    with tracker_environment(), _ray_notices_to(None if opts.verbose else run_dir / "ray.log"):
         try:
-            if not opts.verbose:
-                _ray_notices_to(run_dir / "ray.log")
             _init_ray(opts, ray_tmp)
             whole_node = profile_cpus(ray.nodes(), trials)
             placement = "device unit" if whole_node is None else f"whole node ({whole_node:g} CPUs)"
@@ -379,7 +464,8 @@ class _Phase:
     def run(self, experiment: str, trials: list[Trial], scheduler: Any = None, label: str = "") -> Any:
         done_uri = f"{experiment}/done"
         progress = Progress(trials, self.suite.metrics, done_uri, enabled=self.opts.progress, label=label)
-        callbacks = [progress, *default_callbacks(), *tracker_callbacks(self.tracker, self.run_dir, self.suite.name)]
+        trackers = tracker_callbacks(self.tracker, self.run_dir, self.suite.name)
+        callbacks = [DiskWatch(), progress, *default_callbacks(), *trackers]  # DiskWatch first: it stops the run
         tuner = _tuner(
             experiment, self.suite, trials, self.opts, callbacks, {**self.shared, "done_uri": done_uri}, scheduler
         )
@@ -392,7 +478,7 @@ class _Phase:
         if unfinished:  # Ctrl-C: Tune stopped and saved its state; the table waits for the rest
             raise SuiteRunError(
                 f"interrupted with {len(unfinished)} of {len(trials)} trial(s) unfinished; continue with "
-                f"`hambench run suite {self.name_or_path} --resume --out {self.opts.out}`"
+                f"`{resume_command(self.name_or_path, self.opts, self.run_dir)}`"
             )
         return grid
 
@@ -409,7 +495,7 @@ def _tuner(
     """A new Tuner over the trials (``shared``: config every trial gets: its TrialContext and
     placement; ``scheduler``: the search's, None for FIFO), or the interrupted one."""
     trainable = tune.with_resources(run_trial, trial_resources)
-    if opts.resume and tune.Tuner.can_restore(experiment):
+    if opts.resume and tune.Tuner.can_restore(experiment) and not _set_aside_if_damaged(experiment):
         # The interrupted experiment with its trials, config and callbacks, as it started (Ray keeps
         # them in its tuner.pkl and takes none anew: Progress.setup resets, the MLflow callback finds
         # each trial's earlier run, the placement stays the one the first start chose).
@@ -433,6 +519,44 @@ def _tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
+
+
+# Tune's state files, each rewritten in place while the run lasts (not atomically: a full disk
+# leaves them cut short): the experiment's trials (JSON) and its search algorithm's (a pickle).
+TUNE_STATE_FILES: dict[str, Callable[[bytes], Any]] = {
+    "experiment_state-*.json": json.loads,
+    "basic-variant-state-*.json": pickle.loads,
+}
+
+
+def _set_aside_if_damaged(experiment: str) -> bool:
+    """True when Tune's state of ``experiment`` (a local folder) cannot be read: its files are
+    renamed ``*.damaged`` and the phase starts a new Tuner over the same trials in the same folder,
+    saying so in one line. Nothing finished reruns (the trials' done records); the unfinished
+    trials start from their first step, their Tune checkpoints being listed in the lost state."""
+    folder = local_folder(experiment)
+    if folder is None:
+        return False  # remote storage: Tune's own restore decides
+    damaged = []
+    for pattern, parse in TUNE_STATE_FILES.items():
+        newest = max(folder.glob(pattern), default=None)  # the names end in the start's timestamp
+        if newest is None:
+            continue
+        try:
+            parse(newest.read_bytes())
+        except Exception as exc:
+            damaged.append(f"{newest.name}: {type(exc).__name__}")
+    if not damaged:
+        return False
+    for pattern in TUNE_STATE_FILES:
+        for path in folder.glob(pattern):
+            path.rename(path.with_name(path.name + ".damaged"))
+    print(
+        f"Tune's state in {folder} is damaged ({'; '.join(damaged)}; kept as *.damaged): its unfinished trials "
+        "start again from their first step, its finished ones are kept",
+        flush=True,
+    )
+    return True
 
 
 def _render_report(run_dir: Path) -> Path | None:

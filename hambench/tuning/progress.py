@@ -51,8 +51,17 @@ class Progress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.finish(trial, failed=(trial.last_result or {}).get("status") == "failed")
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.say(trial, f"its worker failed; retry {trial.run_metadata.num_failures} of {trial.max_failures}")
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.say(trial, f"its worker failed {trial.run_metadata.num_failures} time(s); counted failed")
         self.finish(trial, failed=True)
+
+    def say(self, trial: Any, what: str) -> None:
+        """One line about a trial's worker (Tune's traceback is in the run's ray.log, or above with --verbose)."""
+        if self.enabled:
+            print(f"{trial.config['trial']['trial_id']}: {what}", file=sys.stderr, flush=True)
 
     def observe(self, result: dict[str, Any], module: str, family: str) -> None:
         if result.get("sweep_size") is not None:

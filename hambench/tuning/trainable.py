@@ -8,7 +8,10 @@
    Tune checkpoint, restarting from ``tune.get_checkpoint()`` after a node died; a training task
    then measures the model it trained (``model_*`` columns);
 4. an exception in the task marks the trial ``failed`` with its error; it is not retried (a bad
-   option fails again). Retries (``FailureConfig``) are for dead nodes and workers.
+   option fails again). Retries (``FailureConfig``) are for dead nodes and workers;
+5. a write that fails on a full, over-quota or read-only disk (the task's, its checkpoint's, the
+   done record's) is no failure of the trial: it reports the fault (``DISK_FAULT``) and the
+   driver's ``DiskWatch`` stops the run, the trial unfinished and resumable.
 
 Latency is measured alone, in one of two ways the driver picks from the cluster's nodes:
 
@@ -43,6 +46,7 @@ import ray
 from ray import tune
 
 from hambench.device import resolve_device
+from hambench.io import DiskFault, fault_line, full_disk, fullest
 from hambench.nodes import node_label
 from hambench.registry import load_plugins
 from hambench.schema import MODEL_COST_COLUMNS
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
 DEVICE_RESOURCE = "hambench_device"  # one unit per node; see the module docstring
 TRAIN_SHARE = 0.01  # of DEVICE_RESOURCE held by a training trial (up to 100 per node)
 PROFILE_CPUS = "profile_cpus"  # config key: whole-node mode's CPUs per profiling trial (None: device unit)
+DISK_FAULT = "disk_fault"  # result key: the one line of a disk fault that stops the run (DiskWatch)
 
 
 # --- done records: a finished trial's final result, kept in the experiment directory -----------
@@ -76,6 +81,12 @@ def read_done(done_uri: str, trial_id: str) -> dict[str, Any] | None:
         return None
     with fs.open_input_stream(path) as f:
         return json.loads(f.read())
+
+
+def local_folder(uri: str) -> Path | None:
+    """The local folder a storage URI or path names; None for remote storage (s3://, gs://)."""
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    return Path(root) if isinstance(fs, pyarrow.fs.LocalFileSystem) else None
 
 
 def done_ids(done_uri: str) -> set[str]:
@@ -251,13 +262,43 @@ def run_trial(config: dict[str, Any]) -> None:
         result = task.run(trial, ctx) if task.run is not None else _train(task, trial, ctx)
         final = {**where, **resolved, **result, "status": "ok", "error": ""}
     except Exception as exc:  # the trial failed on its own (bad option, OOM, NaN): record, go on
+        _stop_on_disk_fault(exc, ctx)
         tb = "".join(traceback.format_exception(exc)[-6:])
         final = {**where, **resolved, "status": "failed", "error": f"{type(exc).__name__}: {exc}\n{tb}"}
     final["seconds"] = time.perf_counter() - start
     final["started_at"], final["ended_at"] = started_at, time.time()
     final["done"] = True
-    write_done(config["done_uri"], trial.trial_id, final)
+    try:
+        write_done(config["done_uri"], trial.trial_id, final)
+    except Exception as exc:
+        _stop_on_disk_fault(exc, ctx, writing=f"{config['done_uri']}/{trial.trial_id}.json")
+        raise
     tune.report(final)
+
+
+def _stop_on_disk_fault(exc: Exception, ctx: TuneContext, writing: str | None = None) -> None:
+    """Return if ``exc`` is not a disk's fault; else report the fault's line (``DiskWatch`` stops
+    the run on it) and raise it: the trial writes no done record and stays unfinished. ``writing``:
+    the file the trial was writing, if known; else the fullest of its work folder and the
+    experiment folder its checkpoints go to. A failure without an errno counts when one of those
+    has no space left."""
+    storage = local_folder(ctx.done_uri)
+    folders = [ctx.work_dir(), *([storage.parent] if storage is not None else [])]
+    line = fault_line(exc, writing or fullest(folders)) or full_disk(folders)
+    if line is None:
+        return
+    tune.report({**ctx.where, DISK_FAULT: line, "status": "running"})
+    raise DiskFault(line) from exc
+
+
+class DiskWatch(tune.Callback):
+    """On the driver: a trial's disk fault (``DISK_FAULT``) stops the run. Raising here ends
+    Tune's loop at once; the trials running then resume from their last checkpoint, every
+    finished one is in its done record, and the driver says the fault in one line."""
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get(DISK_FAULT):
+            raise DiskFault(result[DISK_FAULT])
 
 
 def trial_resources(config: dict[str, Any]) -> dict[str, float]:
