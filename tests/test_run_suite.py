@@ -370,3 +370,26 @@ def test_an_out_without_room_or_write_access_is_refused_before_ray(
         f"hambench: error: cannot write to {tmp_path} (read-only or not yours); choose another --out"
     )
     assert not out.exists()
+
+
+def test_tune_state_cut_short_is_set_aside_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk can cut Tune's state files short (Tune rewrites them in place): --resume then
+    keeps them as *.damaged and starts the phase's Tuner afresh, saying so; whole files are left be."""
+    import pickle
+
+    from hambench.tuning.driver import _set_aside_if_damaged
+
+    experiment = tmp_path / "tune-quickstart-r"
+    experiment.mkdir()
+    state = experiment / "experiment_state-2026-12-05_22-04-47.json"
+    search = experiment / "basic-variant-state-2026-12-05_22-04-47.json"
+    state.write_text(json.dumps({"trial_data": [], "runner_data": {}}))
+    search.write_bytes(pickle.dumps({"iterators": []}))
+    assert not _set_aside_if_damaged(str(experiment)) and capsys.readouterr().out == ""
+    search.write_bytes(search.read_bytes()[:10])  # cut short mid-write
+    assert _set_aside_if_damaged(str(experiment))
+    assert capsys.readouterr().out.strip() == (
+        f"Tune's state in {experiment} is damaged (basic-variant-state-2026-12-05_22-04-47.json: UnpicklingError; "
+        "kept as *.damaged): its unfinished trials start again from their first step, its finished ones are kept"
+    )
+    assert sorted(p.name for p in experiment.iterdir()) == [search.name + ".damaged", state.name + ".damaged"]
