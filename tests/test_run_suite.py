@@ -393,3 +393,24 @@ def test_tune_state_cut_short_is_set_aside_with_one_line(tmp_path: Path, capsys:
         "kept as *.damaged): its unfinished trials start again from their first step, its finished ones are kept"
     )
     assert sorted(p.name for p in experiment.iterdir()) == [search.name + ".damaged", state.name + ".damaged"]
+
+
+def test_ray_notices_go_to_ray_log_but_a_trial_that_cannot_start_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Quiet mode: Tune's tracebacks and storage-sync retries to the run's ray.log; its warning that
+    no trial can start (more asked than any node has) on the terminal; the loggers as before after."""
+    import logging
+
+    from hambench.tuning.driver import _ray_notices_to
+
+    before = [(lg.handlers[:], lg.propagate) for lg in map(logging.getLogger, ("ray.tune", "ray.train"))]
+    with _ray_notices_to(tmp_path / "ray.log"):
+        logging.getLogger("ray.tune.execution.insufficient_resources_manager").warning("asked for 1 GPU, have 0")
+        logging.getLogger("ray.tune.execution.tune_controller").error("Trial task failed for trial t1")
+        logging.getLogger("ray.train._internal.syncer").warning("Last sync command failed")
+    err = capsys.readouterr().err
+    assert "asked for 1 GPU, have 0" in err and "Trial task failed" not in err and "sync" not in err
+    log = (tmp_path / "ray.log").read_text()
+    assert "Trial task failed for trial t1" in log and "Last sync command failed" in log and "GPU" not in log
+    assert [(lg.handlers, lg.propagate) for lg in map(logging.getLogger, ("ray.tune", "ray.train"))] == before

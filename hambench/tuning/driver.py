@@ -225,6 +225,9 @@ def _check_task_options(trials: list[Trial]) -> None:
 # the run's ray.log. Progress says in one line when a trial's worker failed; a disk fault stops the
 # run in one line (DiskWatch).
 RAY_NOTICE_LOGGERS = ("ray._private.authentication", "ray.tune", "ray.train", "ray.air")
+# ... except Tune's warning that no trial can start (it asked for more than any node has): the
+# user's to act on, so it stays on the terminal.
+RAY_KEPT_LOGGERS = ("ray.tune.execution.insufficient_resources_manager",)
 
 
 class _LogFile(logging.FileHandler):
@@ -239,14 +242,15 @@ class _LogFile(logging.FileHandler):
 def _ray_notices_to(log: Path | None) -> Iterator[None]:
     """Ray's notices (RAY_NOTICE_LOGGERS) go to ``log`` instead of the terminal (None: to the
     terminal, ``--verbose``) while the run lasts; the loggers are as they were after it."""
-    loggers = [logging.getLogger(name) for name in RAY_NOTICE_LOGGERS]
+    loggers = [logging.getLogger(name) for name in (*RAY_NOTICE_LOGGERS, *RAY_KEPT_LOGGERS)]
     saved = [(lg.handlers, lg.propagate) for lg in loggers]
     handler = None
     if log is not None:
         handler = _LogFile(log, delay=True)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
         for lg in loggers:
-            lg.handlers, lg.propagate = [handler], False
+            kept = lg.name in RAY_KEPT_LOGGERS
+            lg.handlers, lg.propagate = [logging.StreamHandler(sys.stderr) if kept else handler], False
     try:
         yield
     finally:
