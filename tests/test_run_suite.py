@@ -353,18 +353,18 @@ def test_an_out_without_room_or_write_access_is_refused_before_ray(
     created. (A 3 MB tmpfs and a read-only mount give the same lines: docs/suites.md.)"""
     import collections
 
-    from hambench.tuning import driver
+    from hambench.tuning import rundir
 
     suite = profile_suite(tmp_path, "[none, se]")
     out = tmp_path / "runs"
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(driver.shutil, "disk_usage", lambda path: usage(3_145_728, 0, 3_145_728))
+    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda path: usage(3_145_728, 0, 3_145_728))
     assert main(["run", "suite", str(suite), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"hambench: error: {tmp_path} has 3.15 MB free; this run needs at least 18 MB (0 training trials at 8 MB, "
         "2 profiling at 1 MB, 16 MB for its tables and report); free space or choose another --out"
     )
-    monkeypatch.setattr(driver.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)
     assert main(["run", "suite", str(suite), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"hambench: error: cannot write to {tmp_path} (read-only or not yours); choose another --out"
@@ -377,7 +377,7 @@ def test_tune_state_cut_short_is_set_aside_with_one_line(tmp_path: Path, capsys:
     keeps them as *.damaged and starts the phase's Tuner afresh, saying so; whole files are left be."""
     import pickle
 
-    from hambench.tuning.driver import _set_aside_if_damaged
+    from hambench.tuning.rundir import set_aside_if_damaged
 
     experiment = tmp_path / "tune-quickstart-r"
     experiment.mkdir()
@@ -385,9 +385,9 @@ def test_tune_state_cut_short_is_set_aside_with_one_line(tmp_path: Path, capsys:
     search = experiment / "basic-variant-state-2026-12-05_22-04-47.json"
     state.write_text(json.dumps({"trial_data": [], "runner_data": {}}))
     search.write_bytes(pickle.dumps({"iterators": []}))
-    assert not _set_aside_if_damaged(str(experiment)) and capsys.readouterr().out == ""
+    assert not set_aside_if_damaged(str(experiment)) and capsys.readouterr().out == ""
     search.write_bytes(search.read_bytes()[:10])  # cut short mid-write
-    assert _set_aside_if_damaged(str(experiment))
+    assert set_aside_if_damaged(str(experiment))
     assert capsys.readouterr().out.strip() == (
         f"Tune's state in {experiment} is damaged (basic-variant-state-2026-12-05_22-04-47.json: UnpicklingError; "
         "kept as *.damaged): its unfinished trials start again from their first step, its finished ones are kept"
@@ -396,7 +396,7 @@ def test_tune_state_cut_short_is_set_aside_with_one_line(tmp_path: Path, capsys:
 
 
 def test_ray_notices_go_to_ray_log_but_a_trial_that_cannot_start_is_said(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Quiet mode: Tune's tracebacks and storage-sync retries to the run's ray.log; its warning that
     no trial can start (more asked than any node has) on the terminal; the loggers as before after."""
@@ -404,6 +404,7 @@ def test_ray_notices_go_to_ray_log_but_a_trial_that_cannot_start_is_said(
 
     from hambench.tuning.driver import _ray_notices_to
 
+    monkeypatch.setattr(logging.getLogger("ray"), "level", logging.NOTSET)  # as in a run (configure_logging=False)
     before = [(lg.handlers[:], lg.propagate) for lg in map(logging.getLogger, ("ray.tune", "ray.train"))]
     with _ray_notices_to(tmp_path / "ray.log"):
         logging.getLogger("ray.tune.execution.insufficient_resources_manager").warning("asked for 1 GPU, have 0")

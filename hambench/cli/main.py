@@ -52,7 +52,7 @@ USER_ERRORS = (
     ("hambench.suite", "SuiteError"),
     ("hambench.tasks", "TaskError"),
     ("hambench.tracking", "TrackerError"),
-    ("hambench.tuning.driver", "SuiteRunError"),
+    ("hambench.tuning.rundir", "SuiteRunError"),
     ("hambench.cluster", "ClusterCheckError"),
 )
 USER_ERROR_STATUS = 2  # a bug keeps Python's traceback and status 1; a failed check returns 1 itself

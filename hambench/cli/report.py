@@ -72,8 +72,8 @@ def _repair_tables(run_dir: Path) -> None:
     """A finished run whose derived tables are missing or damaged gets them rebuilt from its Tune
     experiment and done records, in one line; a folder that is no run is left to the report's check."""
     from hambench.cli import UserError
-    from hambench.tuning.driver import SuiteRunError
     from hambench.tuning.rebuild import damaged_tables, rebuild_tables
+    from hambench.tuning.rundir import SuiteRunError
 
     if not (run_dir / "meta.json").is_file():
         return

@@ -7,14 +7,16 @@ trial, ``tables.py``), ``summary.csv`` (n, mean, 95 % interval and rank per conf
 ``hambench.stats.summarize``), ``profile.parquet``, ``history.parquet``, ``suite.yaml``,
 ``meta.json`` and ``report.html``. ``trainable.py`` is what runs inside a trial (its task, from
 ``hambench.tasks``, with a ``TrialContext``), ``progress.py`` the line the driver prints,
-``api.py`` the Python entry point (``hambench.run_suite``: the run's tables as DataFrames), and
+``api.py`` the Python entry point (``hambench.run_suite``: the run's tables as DataFrames),
+``rundir.py`` the run folder's checks before Ray starts (room, a resume's run and grid), and
 ``search.py`` the tuning protocol of a suite with ``tune:`` (the same search for every module,
 selection on validation, the retrain scored on test).
 """
 
-from hambench.tuning.driver import RunOptions, SuiteRunError, profile_cpus, run_suite
+from hambench.tuning.driver import profile_cpus, run_suite
 from hambench.tuning.plan import expand
 from hambench.tuning.progress import Progress
+from hambench.tuning.rundir import RunOptions, SuiteRunError
 from hambench.tuning.tables import collect_tables, write_summary
 from hambench.tuning.trainable import (
     DEVICE_RESOURCE,

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from hambench.tuning.driver import RunOptions
 from hambench.tuning.driver import run_suite as run_suite_dir
+from hambench.tuning.rundir import RunOptions
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from hambench.results import by_arm, normalise_results, reported_rows
 from hambench.stats import config_keys, summarize
 from hambench.tasks import get_task
 from hambench.trial import Trial
-from hambench.tuning.driver import SuiteRunError
+from hambench.tuning.rundir import SuiteRunError
 
 
 def exported_config(

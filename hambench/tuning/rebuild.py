@@ -14,7 +14,7 @@ import pandas as pd
 from ray.tune import ExperimentAnalysis, ResultGrid
 
 from hambench.suite import load_suite
-from hambench.tuning.driver import SuiteRunError
+from hambench.tuning.rundir import SuiteRunError
 from hambench.tuning.tables import collect_tables, write_parquet, write_summary
 from hambench.tuning.trainable import done_ids, read_done
 
