@@ -5,9 +5,9 @@ half a file, and a writer that fails leaves the old file as it was.
 ``atomic_write(path, write)`` takes any writer of a path (``torch.save``, ``DataFrame.to_parquet``,
 ``save_image``); ``atomic_write_text`` / ``_bytes`` / ``_json`` cover the common cases.
 
-A write that fails because its disk is full, over quota or read-only (``disk_fault``) is not a
-trial's failure: a run stops on it in one line (``disk_fault_line``) and resumes once the disk
-has room again.
+A write that fails because its disk is full, over quota or read-only is not a trial's failure:
+a run stops on it in one line (``fault_line``: the fault, the file system, the file) and resumes
+once the disk has room again; ``atomic_write`` names the file asked for, not its temporary file.
 """
 
 from __future__ import annotations
