@@ -415,3 +415,11 @@ def test_ray_notices_go_to_ray_log_but_a_trial_that_cannot_start_is_said(
     log = (tmp_path / "ray.log").read_text()
     assert "Trial task failed for trial t1" in log and "Last sync command failed" in log and "GPU" not in log
     assert [(lg.handlers, lg.propagate) for lg in map(logging.getLogger, ("ray.tune", "ray.train"))] == before
+
+
+def test_local_folder_reads_the_scheme_only() -> None:
+    from hambench.tuning.trainable import local_folder
+
+    assert local_folder("/runs/q/r/tune-q-r/done") == Path("/runs/q/r/tune-q-r/done")
+    assert local_folder("file:///runs/q/r/tune-q-r") == Path("/runs/q/r/tune-q-r")
+    assert local_folder("s3://bucket/runs/tune-q-r") is None and local_folder("gs://b/x") is None

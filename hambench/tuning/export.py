@@ -19,6 +19,7 @@ from hambench.stats import config_keys, summarize
 from hambench.tasks import get_task
 from hambench.trial import Trial
 from hambench.tuning.rundir import SuiteRunError
+from hambench.tuning.trainable import local_folder
 
 
 def exported_config(
@@ -82,6 +83,9 @@ def _experiment(run_dir: Path) -> Path:
     if not meta_path.is_file():
         raise SuiteRunError(f"{run_dir}: no meta.json; expected a run folder <out>/<suite>/<run-id>/")
     experiment = str(json.loads(meta_path.read_text()).get("experiment") or "")
-    if "://" in experiment:
+    if not experiment:
+        return run_dir
+    folder = local_folder(experiment)  # None for remote storage (s3://, gs://)
+    if folder is None:
         raise SuiteRunError(f"{run_dir}: its trials are stored at {experiment}; export reads a local run folder")
-    return Path(experiment) if experiment else run_dir
+    return folder

@@ -84,9 +84,11 @@ def read_done(done_uri: str, trial_id: str) -> dict[str, Any] | None:
 
 
 def local_folder(uri: str) -> Path | None:
-    """The local folder a storage URI or path names; None for remote storage (s3://, gs://)."""
-    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
-    return Path(root) if isinstance(fs, pyarrow.fs.LocalFileSystem) else None
+    """The local folder a storage path or ``file://`` URI names; None for remote storage (s3://,
+    gs://), decided from the scheme alone (opening an S3 file system may ask the network)."""
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    return None if "://" in uri else Path(uri)
 
 
 def done_ids(done_uri: str) -> set[str]:
