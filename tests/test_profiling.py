@@ -3,7 +3,9 @@ in the peak memory, bmm counted by every counter, exponents of the n-sweep, the 
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 import time
 
 import pandas as pd
@@ -19,6 +21,7 @@ from hambench.profiling import (
     count_mmcv,
     measure,
     measure_latency,
+    median_interval,
     profile_module,
     profile_sweep,
     to_frame,
@@ -168,6 +171,59 @@ def test_latency_never_takes_fewer_than_min_reps_and_is_in_ms():
     )
     assert reps == MIN_REPS
     assert median >= 3.0 and iqr >= 0
+
+
+class _FakeClock:
+    """A clock that moves only when a timed call says how long it took (no sleeping, no flakiness)."""
+
+    def __init__(self, durations_ms):
+        self.now, self.durations = 0.0, iter(durations_ms)
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def time_call(self, fn) -> float:
+        ms = next(self.durations)
+        self.now += ms / 1e3
+        return ms
+
+
+def _fake_timing(monkeypatch, durations_ms) -> None:
+    import hambench.profiling.timing as timing
+
+    clock = _FakeClock(durations_ms)
+    monkeypatch.setattr(timing, "time", clock)
+    monkeypatch.setattr(timing, "_cpu_time_ms", clock.time_call)
+
+
+def test_latency_stops_once_the_median_is_known_to_one_percent(monkeypatch):
+    """Runs spread uniformly over 1.0-1.1 ms (IQR 5 % of the median): the median is known to ±1 %
+    after about 90 of them, long before the 10 s ``max_time`` (10 000 runs) a spread rule would take."""
+    g = torch.Generator().manual_seed(0)
+    _fake_timing(monkeypatch, (1.0 + 0.1 * torch.rand(100_000, generator=g, dtype=torch.float64)).tolist())
+    lat = measure_latency(lambda: None, torch.device("cpu"), min_time=0.0, max_time=10.0)
+    assert 60 <= lat.reps <= 300
+    assert lat.median_ms == pytest.approx(1.05, rel=0.01)
+    assert gc.isenabled()
+
+
+def test_latency_spends_min_time_then_at_most_max_time(monkeypatch):
+    """Identical 1 ms runs are known at once, but timing goes on for ``min_time`` (0.5 s: 500 runs,
+    the check spaced by 10 % may add a few); runs that never settle stop at ``max_time``."""
+    _fake_timing(monkeypatch, [1.0] * 100_000)
+    assert 500 <= measure_latency(lambda: None, torch.device("cpu"), min_time=0.5, max_time=10.0).reps <= 560
+    _fake_timing(monkeypatch, [1.0, 2.0, 4.0, 8.0] * 25_000)  # the middle runs differ by 2x: never ±1 %
+    assert measure_latency(lambda: None, torch.device("cpu"), min_time=0.0, max_time=1.0).reps in range(260, 275)
+
+
+def test_median_interval_is_the_order_statistics_of_the_binomial_and_covers():
+    """n = 100: ranks 40 and 61 (Conover's table); on skewed data the interval holds the true
+    median in about 95 % of samples."""
+    assert median_interval([float(i) for i in range(1, 101)]) == (40.0, 61.0)
+    g = torch.Generator().manual_seed(0)
+    samples = torch.empty(2000, 51, dtype=torch.float64).exponential_(generator=g)  # median ln 2
+    covered = sum(low <= math.log(2) <= high for low, high in (median_interval(s.tolist()) for s in samples))
+    assert 0.93 <= covered / len(samples) <= 0.99
 
 
 def test_bad_input_is_named():

@@ -61,7 +61,7 @@ from hambench.profiling.measure import (
 )
 from hambench.profiling.sweep import profile_sweep
 from hambench.profiling.table import to_frame, write_table
-from hambench.profiling.timing import MIN_REPS, Latency, measure_latency
+from hambench.profiling.timing import MIN_REPS, Latency, measure_latency, median_interval
 
 __all__ = [
     "AnalyticFlops",
@@ -85,6 +85,7 @@ __all__ = [
     "measure",
     "Latency",
     "measure_latency",
+    "median_interval",
     "model_cost",
     "profile_module",
     "profile_row",
