@@ -69,9 +69,7 @@ def measure_latency(
             if spent > max_time:
                 break
             if spent > min_time and len(times) >= check_at:
-                low, high = median_interval(times)
-                middle = _median(times)
-                if high - middle <= precision * middle and middle - low <= precision * middle:
+                if _median_known(times, precision):
                     break
                 check_at = math.ceil(len(times) * 1.1)
     finally:
@@ -86,7 +84,19 @@ def median_interval(times: list[float], z: float = Z95) -> tuple[float, float]:
     statistics at ranks n/2 ∓ z·√n/2 (the normal approximation of the binomial, 1-based, clipped
     to the sample), so it holds whatever the shape of the runs' distribution (a tail of stalls
     included)."""
+    return _interval_of_sorted(sorted(times), z)
+
+
+def _median_known(times: list[float], precision: float) -> bool:
+    """Whether the median's 95 % interval lies within ``precision`` of the median (one sort)."""
     ordered = sorted(times)
+    n = len(ordered)
+    middle = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2  # the median, as torch.quantile(0.5) gives it
+    low, high = _interval_of_sorted(ordered, Z95)
+    return high - middle <= precision * middle and middle - low <= precision * middle
+
+
+def _interval_of_sorted(ordered: list[float], z: float) -> tuple[float, float]:
     n = len(ordered)
     half_width = z * math.sqrt(n) / 2
     low = max(1, math.floor(n / 2 - half_width))
