@@ -33,8 +33,8 @@ from trial_overhead import plain_loop
 
 from hambench.data import prepare_data
 from hambench.profiling import profile_module
-from hambench.scaling import sweep_shapes
 from hambench.suite import load_suite
+from hambench.tasks.profile import measure_at, profile_shapes
 from hambench.trial import Trial
 from hambench.tuning.plan import expand
 
@@ -102,21 +102,9 @@ def profiling_floor(trials: list[Trial]) -> tuple[float, list[float]]:
     profile_module("none", shape=(1, 8, 8, 8), max_time=0.01)  # imports and first calls, untimed
     each = []
     for t in trials:
-        spec = t.profile
-        assert spec is not None
         start = time.perf_counter()
-        shapes = [tuple(spec.shape), *(s for s in sweep_shapes(spec.shape, spec.sweep) if s != tuple(spec.shape))]
-        for shape in shapes:
-            profile_module(
-                t.module,
-                shape=shape,
-                device=spec.device,
-                dtype=spec.dtype,
-                mode=spec.mode,
-                options=dict(t.options),
-                max_time=spec.max_time,
-                sdpa_backend=spec.sdpa_backend,
-            )
+        for shape in dict.fromkeys(profile_shapes(t)):  # the suite's shape once, as the task measures it
+            measure_at(t, shape)
         each.append(time.perf_counter() - start)
     return sum(each), each
 

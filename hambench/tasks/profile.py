@@ -29,28 +29,18 @@ def cost_columns(row: dict[str, Any]) -> dict[str, Any]:
 
 def run_profile(trial: Trial, ctx: TrialContext) -> dict[str, Any]:
     """Profile the trial's module at every size, reporting (and checkpointing) each."""
-    from hambench.profiling import profile_module
-    from hambench.scaling import sweep_columns, sweep_shapes
+    from hambench.scaling import sweep_columns
 
     spec = trial.profile
     assert spec is not None
-    shapes = [tuple(spec.shape), *sweep_shapes(spec.shape, spec.sweep)]
+    shapes = profile_shapes(trial)
     state = ctx.restore() or {"rows": []}
     rows: list[dict[str, Any]] = state["rows"]
     for step in range(len(rows), len(shapes)):
         if step > 0 and shapes[step] == shapes[0]:  # the suite's shape again: its measurement, not a second
             row = dict(rows[0])
         else:
-            row = profile_module(
-                trial.module,
-                shape=shapes[step],
-                device=spec.device,
-                dtype=spec.dtype,
-                mode=spec.mode,
-                options=dict(trial.options),
-                max_time=spec.max_time,
-                sdpa_backend=spec.sdpa_backend,
-            )
+            row = measure_at(trial, shapes[step])
         row["sweep_size"] = None if step == 0 else spec.sweep[step - 1]
         rows.append(row)
         ctx.report({"iter": step + 1, **cost_columns(row)}, {"rows": rows})
@@ -67,6 +57,33 @@ def run_profile(trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         "device_name": main["device_name"],
         "profile_rows": json.dumps(rows, default=str),
     }
+
+
+def profile_shapes(trial: Trial) -> list[tuple[int, int, int, int]]:
+    """The input shapes a profiling trial measures: the suite's shape, then each sweep size."""
+    from hambench.scaling import sweep_shapes
+
+    assert trial.profile is not None
+    shape = trial.profile.shape
+    return [shape, *sweep_shapes(shape, trial.profile.sweep)]
+
+
+def measure_at(trial: Trial, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The profiler's row of the trial's module at ``shape``, measured as its suite says."""
+    from hambench.profiling import profile_module
+
+    spec = trial.profile
+    assert spec is not None
+    return profile_module(
+        trial.module,
+        shape=shape,
+        device=spec.device,
+        dtype=spec.dtype,
+        mode=spec.mode,
+        options=dict(trial.options),
+        max_time=spec.max_time,
+        sdpa_backend=spec.sdpa_backend,
+    )
 
 
 def module_width(trial: Trial) -> int:
